@@ -1,0 +1,233 @@
+"""The exception hierarchy of langchain-gprochat.
+
+Every error raised by the client derives from :class:`GPROChatError`. Errors that come
+from an HTTP answer carry the status code, the server's own message (parsed from the JSON
+body whatever its content type says) and the URL; none of them ever carries the secret
+key or the password.
+
+```
+GPROChatError
+├── APIConnectionError           could not reach the server (refused, DNS, TLS, proxy)
+├── APITimeoutError              a timeout fired (also a builtin ``TimeoutError``)
+├── StreamInterruptedError       the answer broke off after text had reached the caller
+└── APIStatusError               the server answered with an error status
+    ├── BadRequestError          400
+    ├── AuthenticationError      401 (``reason``: "password", "signature" or "expired")
+    ├── PayloadTooLargeError     413
+    ├── RateLimitError           429
+    └── ServerError              5xx
+```
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "GPROChatError",
+    "PayloadTooLargeError",
+    "RateLimitError",
+    "ServerError",
+    "StreamInterruptedError",
+    "TimeoutKind",
+]
+
+TimeoutKind = Literal["connect", "first_byte", "between_chunks", "total"]
+
+
+class GPROChatError(Exception):
+    """Base class of every error raised by langchain-gprochat."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class APIConnectionError(GPROChatError):
+    """The server could not be reached, or the connection failed before an answer."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+_TIMEOUT_HINTS: dict[str, str] = {
+    "connect": "the TCP/TLS connection was not established in time; check base_url and "
+    "proxy, or raise `connect_timeout`",
+    "first_byte": "the server accepted the request but sent no answer in time; "
+    "raise `first_byte_timeout`",
+    "between_chunks": "the server stopped sending in the middle of the answer; "
+    "raise `chunk_timeout`",
+    "total": "the whole request took longer than allowed; raise `timeout`",
+}
+
+
+class APITimeoutError(GPROChatError, TimeoutError):
+    """A timeout fired. ``kind`` says which one, ``timeout`` its value in seconds."""
+
+    def __init__(self, kind: TimeoutKind, timeout: float, *, url: str) -> None:
+        message = (
+            f"{kind.replace('_', ' ')} timeout of {timeout:g}s exceeded for {url}: "
+            f"{_TIMEOUT_HINTS[kind]}."
+        )
+        super().__init__(message)
+        self.kind: TimeoutKind = kind
+        self.timeout = timeout
+        self.url = url
+
+
+class StreamInterruptedError(GPROChatError):
+    """The answer broke off after part of it had already been delivered.
+
+    It is never retried automatically, since the caller has already seen ``partial_text``.
+    """
+
+    def __init__(self, reason: str, *, partial_text: str, url: str) -> None:
+        message = (
+            f"the answer from {url} was interrupted after {len(partial_text)} characters "
+            f"had arrived: {reason}. The partial text is in `partial_text`; the request was "
+            "not retried because part of the answer had already been delivered."
+        )
+        super().__init__(message)
+        self.reason = reason
+        self.partial_text = partial_text
+        self.url = url
+
+
+class APIStatusError(GPROChatError):
+    """The server answered with an error status.
+
+    Attributes:
+        status_code: the HTTP status.
+        server_message: the server's own message (``error.message`` of its JSON body, or
+            the raw body text when it is not JSON).
+        server_code: ``error.code`` of the JSON body, where present.
+        url: the URL that was requested.
+        retry_after: the ``Retry-After`` header in seconds, where present.
+    """
+
+    hint = ""
+
+    def __init__(
+        self,
+        status_code: int,
+        server_message: str,
+        *,
+        url: str,
+        server_code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        shown = server_message or "(empty body)"
+        message = f"{status_code} from {url}: {shown}"
+        if self.hint:
+            message = f"{message} ({self.hint})"
+        super().__init__(message)
+        self.status_code = status_code
+        self.server_message = server_message
+        self.server_code = server_code
+        self.url = url
+        self.retry_after = retry_after
+
+
+class BadRequestError(APIStatusError):
+    """400: the server rejected the request body."""
+
+    hint = "the request was malformed; the message above says which field"
+
+
+class AuthenticationError(APIStatusError):
+    """401: the password or the signature was refused, or the request expired.
+
+    ``reason`` is ``"password"``, ``"signature"``, ``"expired"`` or ``"unknown"``.
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        server_message: str,
+        *,
+        url: str,
+        server_code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        lowered = server_message.lower()
+        self.reason: Literal["password", "signature", "expired", "unknown"]
+        if "password" in lowered:
+            self.reason = "password"
+            self.hint = (
+                "the site password was refused: set `password` (or GPROCHAT_PASSWORD) "
+                "to one the deployment accepts"
+            )
+        elif "signature" in lowered:
+            self.reason = "signature"
+            self.hint = (
+                "the request signature was refused: set `secret_key` (or "
+                "GPROCHAT_SECRET_KEY) to the deployment's PUBLIC_SECRET_KEY"
+            )
+        elif "expired" in lowered:
+            self.reason = "expired"
+            self.hint = "the server refused the request time: check this machine's clock"
+        else:
+            self.reason = "unknown"
+            self.hint = "check `password` and `secret_key`"
+        super().__init__(
+            status_code,
+            server_message,
+            url=url,
+            server_code=server_code,
+            retry_after=retry_after,
+        )
+
+
+class PayloadTooLargeError(APIStatusError):
+    """413: the request body is larger than the server accepts."""
+
+    hint = "shorten the conversation or set `max_history_messages`"
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests; ``retry_after`` says how long the server asked to wait."""
+
+    hint = "too many requests; wait, or raise `max_retries`"
+
+
+class ServerError(APIStatusError):
+    """5xx: the server or the model behind it failed."""
+
+    hint = "the server failed; retried up to `max_retries` times"
+
+
+def status_error(
+    status_code: int,
+    server_message: str,
+    *,
+    url: str,
+    server_code: str | None = None,
+    retry_after: float | None = None,
+) -> APIStatusError:
+    """Build the :class:`APIStatusError` subclass that matches ``status_code``."""
+    cls: type[APIStatusError]
+    if status_code == 400:
+        cls = BadRequestError
+    elif status_code == 401:
+        cls = AuthenticationError
+    elif status_code == 413:
+        cls = PayloadTooLargeError
+    elif status_code == 429:
+        cls = RateLimitError
+    elif status_code >= 500:
+        cls = ServerError
+    else:
+        cls = APIStatusError
+    return cls(
+        status_code,
+        server_message,
+        url=url,
+        server_code=server_code,
+        retry_after=retry_after,
+    )
