@@ -134,7 +134,7 @@ def build_request(
         raise ValueError("cannot build a request without messages")
     signature = sign(time_ms, turn_text(turns[-1]), secret_key)
     return GenerateRequest(
-        messages=list(turns), time=time_ms, password=password, sign=signature
+        messages=list(turns), time=time_ms, **{"pass": password}, sign=signature
     )
 
 

@@ -1,0 +1,511 @@
+"""``ChatGPROChat``: the LangChain chat model for gprochat-compatible endpoints."""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any, Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.utils import from_env, secret_from_env
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
+
+from langchain_gprochat._streaming import Assembler
+from langchain_gprochat._sync import LoopThread
+from langchain_gprochat.protocol import (
+    DEFAULT_BASE_URL,
+    DEFAULT_SECRET_KEY,
+    Turn,
+    build_request,
+    encode_request,
+    messages_to_prompt,
+    messages_to_turns,
+)
+from langchain_gprochat.transport import Transport, TransportSettings
+
+__all__ = ["ChatGPROChat"]
+
+_UNSUPPORTED = {
+    "temperature": "the endpoint has no sampling settings (the server fixes them)",
+    "top_p": "the endpoint has no sampling settings (the server fixes them)",
+    "top_k": "the endpoint has no sampling settings (the server fixes them)",
+    "max_tokens": "the endpoint has no output-length setting; use `stop` to cut answers",
+    "max_output_tokens": "the endpoint has no output-length setting; use `stop` to cut "
+    "answers",
+    "api_key": "gprochat endpoints authenticate with `secret_key` and `password`",
+}
+
+
+class _Client:
+    """The per-model network resources: a transport and the sync loop thread."""
+
+    def __init__(self, settings: TransportSettings) -> None:
+        self.transport = Transport(settings)
+        self.loop_thread = LoopThread()
+        self._finalizer = weakref.finalize(self, _shutdown, self.transport, self.loop_thread)
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def _shutdown(transport: Transport, loop_thread: LoopThread) -> None:
+    if loop_thread.started:
+        loop_thread.stop()
+    transport.close_other_loops()
+
+
+class ChatGPROChat(BaseChatModel):
+    """Chat model for gprochat.com and self-hosted GeminiProChat deployments.
+
+    The endpoint (``POST {base_url}/api/generate``) takes a signed list of ``user`` and
+    ``model`` turns and streams the answer as plain text. This class converts LangChain
+    messages into those turns, signs the request, and streams the answer back as
+    ``AIMessageChunk`` objects; tool calling and structured output work by prompting
+    and parsing, since the endpoint takes and returns text only.
+
+    Setup:
+        Install the package; for an offline endpoint run the bundled server.
+
+        .. code-block:: bash
+
+            pip install langchain-gprochat
+            gprochat-server  # optional: a local endpoint on http://127.0.0.1:8080
+            export GPROCHAT_BASE_URL="http://127.0.0.1:8080"
+
+    Key init args — connection:
+        base_url: str
+            Root URL of the deployment. Env ``GPROCHAT_BASE_URL``; default
+            ``https://gprochat.com``.
+        secret_key: SecretStr
+            The deployment's ``PUBLIC_SECRET_KEY`` used to sign requests. Env
+            ``GPROCHAT_SECRET_KEY``; default gprochat.com's public key.
+        password: SecretStr | None
+            The site password, where the deployment has one. Env ``GPROCHAT_PASSWORD``.
+        proxy: str | None
+            ``http://``, ``https://`` or (with the ``socks`` extra) ``socks5://`` proxy.
+            Env ``GPROCHAT_PROXY``.
+        verify: bool | str
+            Verify TLS certificates (default), ``False`` to skip, or a CA bundle path.
+        ssl_context: ssl.SSLContext | None
+            A complete TLS context, which takes precedence over ``verify``.
+
+    Key init args — behaviour:
+        model: str
+            A label for metadata and tracing; the deployment picks the real model.
+        history_mode: "native" | "prompt"
+            ``native`` sends role/parts turns like the web app; ``prompt`` flattens the
+            conversation into one user message, like the gpt4free provider.
+        max_retries: int
+            Retries on connection errors, timeouts before the first byte and statuses
+            408, 429, 500, 502, 503, 504.
+        timeout, connect_timeout, first_byte_timeout, chunk_timeout: float | None
+            Whole request, TCP/TLS connect, time to first byte, gap between chunks.
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_gprochat import ChatGPROChat
+
+            llm = ChatGPROChat(base_url="http://127.0.0.1:8080")
+
+    Invoke:
+        .. code-block:: python
+
+            messages = [
+                ("system", "You are a helpful translator."),
+                ("human", "Translate 'I love programming' into French."),
+            ]
+            llm.invoke(messages)
+
+    Stream:
+        .. code-block:: python
+
+            for chunk in llm.stream(messages):
+                print(chunk.text, end="", flush=True)
+
+    Async:
+        .. code-block:: python
+
+            await llm.ainvoke(messages)
+            async for chunk in llm.astream(messages):
+                print(chunk.text, end="", flush=True)
+            await llm.abatch([messages, messages])
+
+    Tool calling:
+        .. code-block:: python
+
+            from pydantic import BaseModel, Field
+
+
+            class GetWeather(BaseModel):
+                '''Get the current weather in a given location.'''
+
+                location: str = Field(..., description="The city, e.g. Paris")
+
+
+            llm_with_tools = llm.bind_tools([GetWeather])
+            ai_msg = llm_with_tools.invoke("What is the weather like in Paris?")
+            ai_msg.tool_calls
+
+    Structured output:
+        .. code-block:: python
+
+            class Joke(BaseModel):
+                '''Joke to tell user.'''
+
+                setup: str
+                punchline: str
+
+
+            llm.with_structured_output(Joke).invoke("Tell me a joke about cats")
+
+    Resources:
+        One HTTP session serves all calls on one event loop, and one more (on a private
+        background loop) serves all sync calls. They close when their loop shuts down,
+        when the model is garbage collected, or explicitly with ``close()`` /
+        ``await aclose()`` or ``with ChatGPROChat(...) as llm:``.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True, arbitrary_types_allowed=True, extra="forbid"
+    )
+
+    model: str = Field(default="gemini-1.5-pro", alias="model_name")
+    """A label for metadata and tracing; the deployment decides the real model."""
+
+    base_url: str = Field(
+        default_factory=from_env("GPROCHAT_BASE_URL", default=DEFAULT_BASE_URL)
+    )
+    """Root URL of the deployment (env ``GPROCHAT_BASE_URL``)."""
+
+    secret_key: SecretStr = Field(
+        default_factory=secret_from_env("GPROCHAT_SECRET_KEY", default=DEFAULT_SECRET_KEY)
+    )
+    """The deployment's ``PUBLIC_SECRET_KEY`` (env ``GPROCHAT_SECRET_KEY``)."""
+
+    password: SecretStr | None = Field(
+        default_factory=secret_from_env("GPROCHAT_PASSWORD", default=None)
+    )
+    """The site password, or ``None`` (env ``GPROCHAT_PASSWORD``)."""
+
+    history_mode: Literal["native", "prompt"] = "native"
+    """``native``: role/parts turns; ``prompt``: one flattened user message."""
+
+    max_history_messages: int | None = Field(default=None, ge=1)
+    """Send only this many of the latest turns (``None``: all of them)."""
+
+    stop: list[str] | None = Field(default=None, alias="stop_sequences")
+    """Stop sequences applied to every call unless the call gives its own."""
+
+    streaming: bool = False
+    """Stream internally in ``invoke`` (so callbacks see tokens)."""
+
+    timeout: float | None = Field(default=600.0, alias="request_timeout", gt=0)
+    """Seconds for the whole request, ``None`` for no limit."""
+
+    connect_timeout: float | None = Field(default=10.0, gt=0)
+    """Seconds to establish the TCP (and TLS) connection."""
+
+    first_byte_timeout: float | None = Field(default=120.0, gt=0)
+    """Seconds from sending the request to the first byte of the answer."""
+
+    chunk_timeout: float | None = Field(default=60.0, gt=0)
+    """Largest gap in seconds between two chunks of the answer."""
+
+    max_retries: int = Field(default=2, ge=0)
+    """How many times a failed request is retried (never after text arrived)."""
+
+    retry_base_delay: float = Field(default=0.5, ge=0)
+    """First backoff delay in seconds; doubles each retry, with jitter."""
+
+    retry_max_delay: float = Field(default=8.0, ge=0)
+    """Largest backoff delay in seconds."""
+
+    retry_after_max: float = Field(default=60.0, ge=0)
+    """Cap in seconds on a server's ``Retry-After``."""
+
+    proxy: str | None = Field(
+        default_factory=from_env("GPROCHAT_PROXY", default=None), repr=False
+    )
+    """Proxy URL: http, https or (``socks`` extra) socks4/socks5 (env ``GPROCHAT_PROXY``)."""
+
+    verify: bool | str = True
+    """Verify TLS certificates: ``True``, ``False``, or a CA bundle path."""
+
+    ssl_context: ssl.SSLContext | None = Field(default=None, exclude=True)
+    """A TLS context to use instead of ``verify``."""
+
+    default_headers: dict[str, str] | None = None
+    """Extra headers sent with every request (for example ``origin``/``referer``)."""
+
+    max_connections: int = Field(default=100, ge=1)
+    """Size of the connection pool of each session."""
+
+    _client: _Client | None = PrivateAttr(default=None)
+    _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    # -- validation -----------------------------------------------------------------
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unsupported(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            for name, why in _UNSUPPORTED.items():
+                if name in values:
+                    raise ValueError(f"ChatGPROChat does not take `{name}`: {why}.")
+        return values
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(
+                f"base_url must start with http:// or https://, got {value!r}"
+            )
+        return value.rstrip("/")
+
+    @field_validator("proxy")
+    @classmethod
+    def _check_proxy(cls, value: str | None) -> str | None:
+        schemes = ("http://", "https://", "socks4://", "socks5://", "socks5h://")
+        if value and not value.startswith(schemes):
+            raise ValueError(
+                "proxy must be an http://, https://, socks4:// or socks5:// URL"
+            )
+        return value or None
+
+    @field_validator("stop")
+    @classmethod
+    def _check_stop(cls, value: list[str] | None) -> list[str] | None:
+        return value or None
+
+    # -- LangChain metadata ---------------------------------------------------------
+
+    @property
+    def _llm_type(self) -> str:
+        return "gprochat"
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        """ChatGPROChat can be serialized with ``dumpd``; secrets are left out."""
+        return True
+
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        """``["langchain_gprochat", "chat_models"]``."""
+        return ["langchain_gprochat", "chat_models"]
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        """Secret fields and the env vars they load from."""
+        return {"secret_key": "GPROCHAT_SECRET_KEY", "password": "GPROCHAT_PASSWORD"}
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "base_url": self.base_url,
+            "history_mode": self.history_mode,
+        }
+
+    def _get_ls_params(
+        self, stop: list[str] | None = None, **kwargs: Any
+    ) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="gprochat",
+            ls_model_name=kwargs.get("model") or self.model,
+            ls_model_type="chat",
+        )
+        if ls_stop := stop or self.stop:
+            params["ls_stop"] = ls_stop
+        return params
+
+    # -- resources ------------------------------------------------------------------
+
+    def _settings(self) -> TransportSettings:
+        ssl_option: ssl.SSLContext | bool
+        if self.ssl_context is not None:
+            ssl_option = self.ssl_context
+        elif isinstance(self.verify, str):
+            ssl_option = ssl.create_default_context(cafile=self.verify)
+        else:
+            ssl_option = bool(self.verify)
+        return TransportSettings(
+            base_url=self.base_url,
+            connect_timeout=self.connect_timeout,
+            first_byte_timeout=self.first_byte_timeout,
+            chunk_timeout=self.chunk_timeout,
+            total_timeout=self.timeout,
+            max_retries=self.max_retries,
+            retry_base_delay=self.retry_base_delay,
+            retry_max_delay=self.retry_max_delay,
+            retry_after_max=self.retry_after_max,
+            proxy=self.proxy,
+            ssl=ssl_option,
+            headers=dict(self.default_headers or {}),
+            max_connections=self.max_connections,
+        )
+
+    @property
+    def client(self) -> _Client:
+        """The network resources, created on first use from the current settings."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = _Client(self._settings())
+            return self._client
+
+    def close(self) -> None:
+        """Close every HTTP session this model opened. It can be used again later."""
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close the sessions, awaiting the one of the running loop."""
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            await client.transport.aclose()
+            client.close()
+
+    def __enter__(self) -> ChatGPROChat:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> ChatGPROChat:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- request building -----------------------------------------------------------
+
+    def _turns(self, messages: Sequence[BaseMessage]) -> list[Turn]:
+        if self.history_mode == "prompt":
+            return messages_to_prompt(messages)
+        return messages_to_turns(messages, max_history_messages=self.max_history_messages)
+
+    def _body_factory(self, messages: Sequence[BaseMessage]) -> Callable[[], bytes]:
+        turns = self._turns(messages)  # raises ValueError before any I/O
+        secret_key = self.secret_key.get_secret_value()
+        password = None if self.password is None else self.password.get_secret_value()
+
+        def build() -> bytes:
+            request = build_request(
+                turns, time_ms=time.time_ns() // 1_000_000, password=password,
+                secret_key=secret_key,
+            )
+            return encode_request(request)
+
+        return build
+
+    def _prepare(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> tuple[Callable[[], bytes], Assembler]:
+        kwargs = dict(kwargs)
+        model_name = kwargs.pop("model", None) or self.model
+        messages, tool_parser = self._apply_tools(messages, kwargs)
+        if kwargs:
+            raise TypeError(
+                f"ChatGPROChat got unexpected call arguments: {sorted(kwargs)}"
+            )
+        assembler = Assembler(model_name, stop if stop is not None else self.stop,
+                              tool_parser)
+        return self._body_factory(messages), assembler
+
+    def _apply_tools(
+        self, messages: list[BaseMessage], kwargs: dict[str, Any]
+    ) -> tuple[list[BaseMessage], Any | None]:
+        """Hook for tool calling: returns the messages to send and a tool parser."""
+        return messages, None
+
+    # -- LangChain hooks ------------------------------------------------------------
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        body, assembler = self._prepare(messages, stop, kwargs)
+        stream = self.client.transport.stream(body)
+        try:
+            async for text in stream:
+                for chunk in assembler.feed(text):
+                    if run_manager is not None:
+                        await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    yield chunk
+                if assembler.stopped:
+                    break
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+        for chunk in assembler.finish():
+            if run_manager is not None and chunk.text:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        body, assembler = self._prepare(messages, stop, kwargs)
+        client = self.client
+        texts = client.loop_thread.iterate(client.transport.stream(body))
+        try:
+            for text in texts:
+                for chunk in assembler.feed(text):
+                    if run_manager is not None:
+                        run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    yield chunk
+                if assembler.stopped:
+                    break
+        finally:
+            texts.close()  # type: ignore[attr-defined]
+        for chunk in assembler.finish():
+            if run_manager is not None and chunk.text:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    async def _collect(self, body: Callable[[], bytes], assembler: Assembler) -> ChatResult:
+        stream = self.client.transport.stream(body)
+        try:
+            async for text in stream:
+                assembler.collect(text)
+                if assembler.stopped:
+                    break
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+        return ChatResult(generations=[ChatGeneration(message=assembler.message())])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        body, assembler = self._prepare(messages, stop, kwargs)
+        return await self._collect(body, assembler)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        body, assembler = self._prepare(messages, stop, kwargs)
+        return self.client.loop_thread.run(self._collect(body, assembler))

@@ -1,0 +1,450 @@
+"""HTTP transport: aiohttp sessions, streaming, timeouts, retries and error mapping.
+
+The transport knows nothing of LangChain. It posts a body to ``/api/generate`` and
+yields the answer as text, decoded incrementally so that a chunk boundary inside a
+multi-byte UTF-8 character never breaks it.
+
+* **Sessions.** One ``aiohttp.ClientSession`` (and so one connection pool) per event
+  loop. Each session is owned by a small *keeper* task on its loop: when the loop shuts
+  down (``asyncio.run``, pytest-asyncio) the keeper is cancelled and closes the session,
+  so no "Unclosed client session" warning appears whatever the usage. Sync calls run on
+  a private loop in a daemon thread (:mod:`langchain_gprochat._sync`).
+* **Retries.** Connection errors, connect and first-byte timeouts, the statuses in
+  :data:`RETRY_STATUSES` and a stream that failed before any text reached the caller
+  are retried with exponential backoff and jitter, honouring ``Retry-After`` (capped).
+  Nothing is retried once text has been delivered: that raises
+  :class:`~langchain_gprochat.errors.StreamInterruptedError`.
+* **Upstream mid-stream failure.** The upstream appends ``"Internal server error"`` to a
+  200 stream when the model fails after it started. A stream whose text *ends* with
+  exactly that marker is reported as an interruption; the marker is never delivered as
+  answer text (a possible start of it is held back until the next bytes decide).
+* **Invalid UTF-8** from the server is replaced with U+FFFD (as browsers do) and logged
+  once per answer as a warning; it never raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import email.utils
+import logging
+import random
+import ssl
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from langchain_gprochat.errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    GPROChatError,
+    StreamInterruptedError,
+    TimeoutKind,
+    status_error,
+)
+from langchain_gprochat.protocol import GENERATE_PATH, INTERRUPTION_MARKER, parse_error_body
+
+__all__ = ["RETRY_STATUSES", "Transport", "TransportSettings"]
+
+logger = logging.getLogger("langchain_gprochat")
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+"""Statuses retried with backoff; 400, 401 and 413 never are."""
+
+_READ_SIZE = 65536
+_MARKER_HEAD = INTERRUPTION_MARKER[0]
+
+
+@dataclass(frozen=True)
+class TransportSettings:
+    """Everything the transport needs; built by the chat model from its fields."""
+
+    base_url: str
+    connect_timeout: float | None = 10.0
+    first_byte_timeout: float | None = 120.0
+    chunk_timeout: float | None = 60.0
+    total_timeout: float | None = 600.0
+    max_retries: int = 2
+    retry_base_delay: float = 0.5
+    retry_max_delay: float = 8.0
+    retry_after_max: float = 60.0
+    proxy: str | None = field(default=None, repr=False)
+    ssl: ssl.SSLContext | bool = True
+    headers: Mapping[str, str] = field(default_factory=dict)
+    max_connections: int = 100
+
+    @property
+    def url(self) -> str:
+        """The full URL of the generate endpoint."""
+        return self.base_url.rstrip("/") + GENERATE_PATH
+
+
+class _Retry(Exception):
+    """Internal: the attempt failed before any text was delivered and may be retried."""
+
+    def __init__(self, error: GPROChatError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+class _Watchdog:
+    """Cancels the waiting task when the first-byte, chunk-gap or total timeout passes.
+
+    It only ever cancels while the transport itself is awaiting the network
+    (``waiting``), never while the caller is busy with a chunk, and it re-arms one timer
+    instead of scheduling a new one for every chunk.
+    """
+
+    def __init__(self, settings: TransportSettings) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._settings = settings
+        now = self._loop.time()
+        total = settings.total_timeout
+        self._deadline_total = None if total is None else now + total
+        self._phase: TimeoutKind = "first_byte"
+        self._wait_started = now
+        self._handle: asyncio.TimerHandle | None = None
+        self.waiting = False
+        self.fired: TimeoutKind | None = None
+
+    def begin(self, phase: TimeoutKind) -> None:
+        """Start waiting for the network in ``phase``."""
+        self._phase = phase
+        self._wait_started = self._loop.time()
+        self.waiting = True
+        if self._handle is None:
+            self._arm()
+
+    def end(self) -> None:
+        """Stop waiting (data arrived)."""
+        self.waiting = False
+
+    def cancel(self) -> None:
+        """Disarm the timer for good."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _limit(self) -> float | None:
+        s = self._settings
+        gap = s.first_byte_timeout if self._phase == "first_byte" else s.chunk_timeout
+        deadlines = [d for d in (self._deadline_total,) if d is not None]
+        if gap is not None:
+            deadlines.append(self._wait_started + gap)
+        return min(deadlines) if deadlines else None
+
+    def _arm(self) -> None:
+        when = self._limit()
+        self._handle = None if when is None else self._loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        now = self._loop.time()
+        when = self._limit()
+        if not self.waiting or when is None or now < when:
+            self._arm()
+            return
+        total = self._deadline_total
+        self.fired = "total" if total is not None and now >= total else self._phase
+        if self._task is not None:
+            self._task.cancel()
+
+    def timeout_of(self, kind: TimeoutKind) -> float:
+        """The configured value of the timeout ``kind``, for error messages."""
+        s = self._settings
+        value = {
+            "first_byte": s.first_byte_timeout,
+            "between_chunks": s.chunk_timeout,
+            "total": s.total_timeout,
+            "connect": s.connect_timeout,
+        }[kind]
+        return float(value or 0.0)
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value.strip() else None
+        if parsed is None:
+            return None
+        return max(0.0, parsed.timestamp() - time.time())
+
+
+class _MarkerGuard:
+    """Holds back text that may be the start of the upstream's failure marker."""
+
+    def __init__(self) -> None:
+        self.held = ""
+
+    def feed(self, text: str) -> str:
+        if self.held:
+            text = self.held + text
+            self.held = ""
+        start = max(0, len(text) - len(INTERRUPTION_MARKER))
+        idx = text.rfind(_MARKER_HEAD, start)
+        if idx != -1 and INTERRUPTION_MARKER.startswith(text[idx:]):
+            self.held = text[idx:]
+            return text[:idx]
+        return text
+
+
+class Transport:
+    """Streams answers from one gprochat endpoint, one session per event loop."""
+
+    def __init__(self, settings: TransportSettings) -> None:
+        self.settings = settings
+        self._sessions: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[aiohttp.ClientSession, asyncio.Task[None]]
+        ] = weakref.WeakKeyDictionary()
+
+    # -- sessions -------------------------------------------------------------------
+
+    def _new_session(self) -> aiohttp.ClientSession:
+        s = self.settings
+        connector: aiohttp.BaseConnector
+        if s.proxy and s.proxy.startswith("socks"):
+            try:
+                from aiohttp_socks import ProxyConnector
+            except ImportError as exc:  # pragma: no cover - depends on the extra
+                raise ImportError(
+                    "a SOCKS proxy needs the optional extra: pip install "
+                    "'langchain-gprochat[socks]'"
+                ) from exc
+            connector = ProxyConnector.from_url(s.proxy, limit=s.max_connections, ssl=s.ssl)
+        else:
+            connector = aiohttp.TCPConnector(limit=s.max_connections, ssl=s.ssl)
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=s.connect_timeout, sock_read=None
+        )
+        return aiohttp.ClientSession(
+            connector=connector, timeout=timeout, headers=dict(s.headers)
+        )
+
+    async def session(self) -> aiohttp.ClientSession:
+        """The session of the running loop, created on first use."""
+        loop = asyncio.get_running_loop()
+        entry = self._sessions.get(loop)
+        if entry is not None and not entry[0].closed and not entry[1].done():
+            return entry[0]
+        session = self._new_session()
+        keeper = loop.create_task(_keep(session), name="gprochat-session-keeper")
+        # The keeper waits for the loop's shutdown by design; never warn about it.
+        keeper._log_destroy_pending = False  # type: ignore[attr-defined]
+        self._sessions[loop] = (session, keeper)
+        return session
+
+    async def aclose(self) -> None:
+        """Close the session of the running loop, and ask other loops to close theirs."""
+        current = asyncio.get_running_loop()
+        for loop, (session, keeper) in list(self._sessions.items()):
+            if loop is current:
+                keeper.cancel()
+                await asyncio.gather(keeper, return_exceptions=True)
+                await session.close()
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(keeper.cancel)
+        self._sessions.clear()
+
+    def close_other_loops(self) -> None:
+        """Close sessions from outside any loop (sync ``close()`` and finalizers)."""
+        for loop, (session, keeper) in list(self._sessions.items()):
+            if loop.is_closed():
+                continue
+            if loop.is_running():
+                loop.call_soon_threadsafe(keeper.cancel)
+            else:
+                keeper.cancel()
+                loop.run_until_complete(asyncio.gather(keeper, return_exceptions=True))
+                if not session.closed:
+                    loop.run_until_complete(session.close())
+        self._sessions.clear()
+
+    # -- streaming --------------------------------------------------------------------
+
+    async def stream(self, body_factory: Callable[[], bytes]) -> AsyncIterator[str]:
+        """Post a freshly built body and yield the answer text as it arrives.
+
+        ``body_factory`` is called once per attempt, so that every retry is signed with
+        a fresh timestamp.
+        """
+        s = self.settings
+        attempt = 0
+        while True:
+            delivered = False
+            try:
+                async for text in self._attempt(body_factory()):
+                    delivered = True
+                    yield text
+                return
+            except _Retry as retry:
+                if delivered:  # pragma: no cover - _attempt never retries after delivery
+                    raise retry.error from None
+                if attempt >= s.max_retries:
+                    raise retry.error from None
+                delay = self._backoff(attempt, retry.retry_after)
+                attempt += 1
+                logger.warning(
+                    "gprochat request to %s failed (%s); retry %d of %d in %.2fs",
+                    s.url, retry.error.message, attempt, s.max_retries, delay,
+                )
+                await asyncio.sleep(delay)
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        s = self.settings
+        if retry_after is not None:
+            return min(retry_after, s.retry_after_max)
+        ceiling = min(s.retry_max_delay, s.retry_base_delay * (2.0**attempt))
+        jitter: float = random.random()
+        return ceiling * (0.5 + jitter / 2)
+
+    async def _attempt(self, body: bytes) -> AsyncIterator[str]:
+        s = self.settings
+        session = await self.session()
+        watchdog = _Watchdog(s)
+        response: aiohttp.ClientResponse | None = None
+        delivered: list[str] = []
+        try:
+            watchdog.begin("first_byte")
+            response = await session.post(s.url, data=body, proxy=_http_proxy(s.proxy))
+            if response.status != 200:
+                status = await _status_error(response, s.url)
+                if status.status_code in RETRY_STATUSES:
+                    raise _Retry(status, status.retry_after)
+                raise status
+            async for text in self._read(response, watchdog, delivered):
+                yield text
+        except asyncio.CancelledError:
+            kind = watchdog.fired
+            if kind is None:
+                raise
+            _uncancel()
+            error = APITimeoutError(kind, watchdog.timeout_of(kind), url=s.url)
+            if delivered:
+                raise StreamInterruptedError(
+                    str(error), partial_text="".join(delivered), url=s.url
+                ) from None
+            if kind == "first_byte":
+                raise _Retry(error) from None
+            raise error from None
+        except aiohttp.ClientError as exc:
+            raise self._client_error(exc, delivered) from exc
+        finally:
+            watchdog.cancel()
+            if response is not None:
+                response.close()
+
+    async def _read(
+        self, response: aiohttp.ClientResponse, watchdog: _Watchdog, delivered: list[str]
+    ) -> AsyncIterator[str]:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        guard = _MarkerGuard()
+        content = response.content
+        replaced = False
+        while True:
+            data = await content.read(_READ_SIZE)
+            watchdog.end()
+            if not data:
+                break
+            text = guard.feed(decoder.decode(data))
+            if not replaced and "\ufffd" in text:
+                replaced = _warn_replaced(self.settings.url)
+            if text:
+                delivered.append(text)
+                yield text
+            watchdog.begin("between_chunks")
+        tail = guard.feed(decoder.decode(b"", final=True))
+        held = guard.held
+        if held == INTERRUPTION_MARKER:
+            error = StreamInterruptedError(
+                f'the server ended the stream with "{INTERRUPTION_MARKER}" (the model '
+                "failed mid-answer)",
+                partial_text="".join(delivered) + tail,
+                url=self.settings.url,
+            )
+            if delivered or tail:
+                raise error
+            raise _Retry(error)
+        if tail or held:
+            delivered.append(tail + held)
+            yield tail + held
+
+    def _client_error(self, exc: aiohttp.ClientError, delivered: list[str]) -> Exception:
+        url = self.settings.url
+        if delivered:
+            return StreamInterruptedError(
+                f"the connection broke ({type(exc).__name__}: {exc})",
+                partial_text="".join(delivered),
+                url=url,
+            )
+        if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ServerTimeoutError):
+            timeout = float(self.settings.connect_timeout or 0.0)
+            return _Retry(APITimeoutError("connect", timeout, url=url))
+        if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+            return APIConnectionError(
+                f"TLS certificate verification failed for {url}: {exc.certificate_error}. "
+                "Pass `verify` (a CA bundle path) or `ssl_context` to trust the server",
+                url=url,
+            )
+        if isinstance(exc, aiohttp.ClientPayloadError):
+            return _Retry(
+                StreamInterruptedError(
+                    f"the connection broke before any text arrived ({exc})",
+                    partial_text="",
+                    url=url,
+                )
+            )
+        return _Retry(
+            APIConnectionError(
+                f"could not get an answer from {url}: {type(exc).__name__}: {exc}", url=url
+            )
+        )
+
+
+async def _keep(session: aiohttp.ClientSession) -> None:
+    """Wait for the loop to shut down, then close ``session``."""
+    try:
+        await asyncio.get_running_loop().create_future()
+    finally:
+        await session.close()
+
+
+def _uncancel() -> None:
+    task = asyncio.current_task()
+    if task is not None and hasattr(task, "uncancel"):
+        task.uncancel()
+
+
+def _http_proxy(proxy: str | None) -> str | None:
+    return None if proxy is None or proxy.startswith("socks") else proxy
+
+
+def _warn_replaced(url: str) -> bool:
+    logger.warning(
+        "the answer from %s contains bytes that are not valid UTF-8; they were replaced "
+        "with U+FFFD",
+        url,
+    )
+    return True
+
+
+async def _status_error(response: aiohttp.ClientResponse, url: str) -> APIStatusError:
+    body = await response.read()
+    message, code = parse_error_body(body)
+    return status_error(
+        response.status,
+        message,
+        url=url,
+        server_code=code,
+        retry_after=_parse_retry_after(response.headers.get("Retry-After")),
+    )
+
+
