@@ -180,7 +180,8 @@ class ChatGPROChat(BaseChatModel):
     """A label for metadata and tracing; the deployment decides the real model."""
 
     base_url: str = Field(
-        default_factory=from_env("GPROCHAT_BASE_URL", default=DEFAULT_BASE_URL)
+        default_factory=from_env("GPROCHAT_BASE_URL", default=DEFAULT_BASE_URL),
+        validate_default=True,
     )
     """Root URL of the deployment (env ``GPROCHAT_BASE_URL``)."""
 
@@ -231,7 +232,9 @@ class ChatGPROChat(BaseChatModel):
     """Cap in seconds on a server's ``Retry-After``."""
 
     proxy: str | None = Field(
-        default_factory=from_env("GPROCHAT_PROXY", default=None), repr=False
+        default_factory=from_env("GPROCHAT_PROXY", default=None),
+        repr=False,
+        validate_default=True,
     )
     """Proxy URL: http, https or (``socks`` extra) socks4/socks5 (env ``GPROCHAT_PROXY``)."""
 
