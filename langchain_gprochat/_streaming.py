@@ -5,11 +5,13 @@ Pure and synchronous, so that the async and the sync paths share it exactly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
+
+from langchain_gprochat.tools import StreamEvent, ToolStreamParser, parse_tool_reply
 
 __all__ = ["Assembler", "StopFilter"]
 
@@ -56,17 +58,22 @@ class StopFilter:
 
 
 class Assembler:
-    """Builds chunks (streaming) or one message (collecting) from text deltas."""
+    """Builds chunks (streaming) or one message (collecting) from text deltas.
+
+    With ``tool_names`` set, the answer goes through the prompt-based tool-call parser:
+    prose streams as content at once, tool calls arrive as ``tool_call_chunks``.
+    """
 
     def __init__(
         self,
         model_name: str,
         stop: Sequence[str] | None = None,
-        tool_parser: Any | None = None,
+        tool_names: Collection[str] | None = None,
     ) -> None:
         self._model_name = model_name
         self._stop = StopFilter(stop or ())
-        self._tools = tool_parser
+        self._tool_names = tool_names
+        self._tools = None if tool_names is None else ToolStreamParser(tool_names)
         self._parts: list[str] = []
 
     @property
@@ -76,46 +83,48 @@ class Assembler:
 
     def feed(self, text: str) -> list[ChatGenerationChunk]:
         """Take one delta; return the chunks to emit now."""
-        text = self._stop.feed(text)
+        return self._emit(self._stop.feed(text))
+
+    def _emit(self, text: str) -> list[ChatGenerationChunk]:
         if not text:
             return []
-        self._parts.append(text)
         if self._tools is None:
             return [ChatGenerationChunk(message=AIMessageChunk(content=text))]
-        return [self._tool_event_chunk(event) for event in self._tools.feed(text)]
+        return [_event_chunk(event) for event in self._tools.feed(text)]
 
     def finish(self) -> list[ChatGenerationChunk]:
         """End of the answer: the remaining chunks, the last one with the metadata."""
-        chunks = self.feed(self._stop.flush()) if not self._stop.stopped else []
-        tool_calls = False
+        chunks = self._emit(self._stop.flush())
+        reason = "stop"
         if self._tools is not None:
-            events = self._tools.finish()
-            chunks.extend(self._tool_event_chunk(event) for event in events)
-            tool_calls = any(event.kind == "tool_call_chunk" for event in events)
-        metadata = self._metadata("tool_calls" if tool_calls else "stop")
+            chunks.extend(_event_chunk(event) for event in self._tools.finish())
+            result = self._tools.result
+            if result.tool_calls or result.invalid_tool_calls:
+                reason = "tool_calls"
+        metadata = self._metadata(reason)
         last = AIMessageChunk(content="", response_metadata=metadata, chunk_position="last")
         chunks.append(ChatGenerationChunk(message=last))
         return chunks
-
-    def message(self) -> AIMessage:
-        """The whole answer as one message (the non-streaming path)."""
-        text = "".join(self._parts) + self._stop.flush()
-        if self._tools is None:
-            return AIMessage(content=text, response_metadata=self._metadata("stop"))
-        parsed = self._tools.parse(text)
-        reason = "tool_calls" if parsed.tool_calls else "stop"
-        return AIMessage(
-            content=parsed.content,
-            tool_calls=parsed.tool_calls,
-            invalid_tool_calls=parsed.invalid_tool_calls,
-            response_metadata=self._metadata(reason),
-        )
 
     def collect(self, text: str) -> None:
         """Take one delta without building chunks (the non-streaming path)."""
         text = self._stop.feed(text)
         if text:
             self._parts.append(text)
+
+    def message(self) -> AIMessage:
+        """The whole answer collected with ``collect`` as one message."""
+        text = "".join(self._parts) + self._stop.flush()
+        if self._tool_names is None:
+            return AIMessage(content=text, response_metadata=self._metadata("stop"))
+        parsed = parse_tool_reply(text, self._tool_names)
+        calls = parsed.tool_calls or parsed.invalid_tool_calls
+        return AIMessage(
+            content=parsed.content,
+            tool_calls=parsed.tool_calls,
+            invalid_tool_calls=parsed.invalid_tool_calls,
+            response_metadata=self._metadata("tool_calls" if calls else "stop"),
+        )
 
     def _metadata(self, finish_reason: str) -> dict[str, Any]:
         return {
@@ -124,21 +133,13 @@ class Assembler:
             "finish_reason": finish_reason,
         }
 
-    @staticmethod
-    def _tool_event_chunk(event: Any) -> ChatGenerationChunk:
-        if event.kind == "content":
-            return ChatGenerationChunk(message=AIMessageChunk(content=event.text))
-        return ChatGenerationChunk(
-            message=AIMessageChunk(
-                content="",
-                tool_call_chunks=[
-                    {
-                        "name": event.name,
-                        "args": event.args,
-                        "id": event.id,
-                        "index": event.index,
-                        "type": "tool_call_chunk",
-                    }
-                ],
-            )
-        )
+
+def _event_chunk(event: StreamEvent) -> ChatGenerationChunk:
+    if event.kind == "content":
+        message = AIMessageChunk(content=event.text)
+    elif event.tool_call_chunk is not None:
+        message = AIMessageChunk(content="", tool_call_chunks=[event.tool_call_chunk])
+    else:
+        invalid = [event.invalid_tool_call] if event.invalid_tool_call else []
+        message = AIMessageChunk(content="", invalid_tool_calls=invalid)
+    return ChatGenerationChunk(message=message)

@@ -10,11 +10,21 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LangSmithParams
-from langchain_core.messages import BaseMessage
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
 from langchain_core.utils import from_env, secret_from_env
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from langchain_gprochat._streaming import Assembler
 from langchain_gprochat._sync import LoopThread
@@ -27,6 +37,12 @@ from langchain_gprochat.protocol import (
     messages_to_prompt,
     messages_to_turns,
 )
+from langchain_gprochat.structured import (
+    StructuredMethod,
+    response_format_instructions,
+    structured_output,
+)
+from langchain_gprochat.tools import format_tools, normalize_tool_choice, tool_instructions
 from langchain_gprochat.transport import Transport, TransportSettings
 
 __all__ = ["ChatGPROChat"]
@@ -416,20 +432,94 @@ class ChatGPROChat(BaseChatModel):
     ) -> tuple[Callable[[], bytes], Assembler]:
         kwargs = dict(kwargs)
         model_name = kwargs.pop("model", None) or self.model
-        messages, tool_parser = self._apply_tools(messages, kwargs)
+        messages, tool_names = self._apply_tools(messages, kwargs)
         if kwargs:
             raise TypeError(
                 f"ChatGPROChat got unexpected call arguments: {sorted(kwargs)}"
             )
         assembler = Assembler(model_name, stop if stop is not None else self.stop,
-                              tool_parser)
+                              tool_names)
         return self._body_factory(messages), assembler
 
+    @staticmethod
     def _apply_tools(
-        self, messages: list[BaseMessage], kwargs: dict[str, Any]
-    ) -> tuple[list[BaseMessage], Any | None]:
-        """Hook for tool calling: returns the messages to send and a tool parser."""
-        return messages, None
+        messages: list[BaseMessage], kwargs: dict[str, Any]
+    ) -> tuple[list[BaseMessage], list[str] | None]:
+        """Put tool and response-format instructions in front of the conversation.
+
+        Pops ``tools``, ``tool_choice`` and ``response_format`` from ``kwargs``; returns
+        the messages to send and the tool names to parse calls for (``None``: plain
+        text).
+        """
+        tools = kwargs.pop("tools", None)
+        tool_choice = kwargs.pop("tool_choice", None)
+        response_format = kwargs.pop("response_format", None)
+        instructions: list[str] = []
+        tool_names: list[str] | None = None
+        if tools:
+            formatted = format_tools(tools)
+            names = [tool["function"]["name"] for tool in formatted]
+            choice = normalize_tool_choice(tool_choice, names)
+            instructions.append(tool_instructions(formatted, choice))
+            if choice != "none":
+                tool_names = names
+        elif tool_choice not in (None, "auto", "none"):
+            raise ValueError(f"tool_choice={tool_choice!r} was given without any tools")
+        if response_format is not None:
+            instructions.append(response_format_instructions(response_format))
+        if instructions:
+            messages = [SystemMessage("\n\n".join(instructions)), *messages]
+        return messages, tool_names
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: dict[str, Any] | str | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools, described to the model in its instructions.
+
+        Args:
+            tools: pydantic classes, functions, LangChain tools or JSON-schema /
+                OpenAI tool dicts.
+            tool_choice: ``"auto"`` (or ``None``), ``"any"``/``"required"``/``True``,
+                ``"none"``/``False``, a tool's name, or
+                ``{"type": "function", "function": {"name": ...}}``.
+            **kwargs: other call arguments to bind.
+        """
+        formatted = format_tools(tools)
+        choice = normalize_tool_choice(tool_choice, [t["function"]["name"] for t in formatted])
+        return super().bind(tools=formatted, tool_choice=choice, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | None = None,
+        *,
+        method: StructuredMethod = "function_calling",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """Answer in the shape of ``schema`` (a pydantic class, TypedDict or JSON schema).
+
+        Args:
+            schema: the output schema.
+            method: ``"function_calling"`` (a forced tool call, the default),
+                ``"json_schema"`` (the schema in the instructions) or ``"json_mode"``.
+            include_raw: return ``{"raw", "parsed", "parsing_error"}`` instead of raising
+                ``OutputParserException`` on a reply that does not parse.
+            strict: with a pydantic class, the reply is validated by it whatever the
+                value; ``True`` with another kind of schema raises ``ValueError``.
+            **kwargs: not supported; any raises ``TypeError``.
+        """
+        if kwargs:
+            raise TypeError(f"with_structured_output got unexpected arguments: {sorted(kwargs)}")
+        if schema is None:
+            raise ValueError("with_structured_output needs a schema")
+        return structured_output(
+            self, schema, method=method, include_raw=include_raw, strict=strict
+        )
 
     # -- LangChain hooks ------------------------------------------------------------
 

@@ -31,7 +31,6 @@ import logging
 import random
 import ssl
 import time
-import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -202,9 +201,9 @@ class Transport:
 
     def __init__(self, settings: TransportSettings) -> None:
         self.settings = settings
-        self._sessions: weakref.WeakKeyDictionary[
+        self._sessions: dict[
             asyncio.AbstractEventLoop, tuple[aiohttp.ClientSession, asyncio.Task[None]]
-        ] = weakref.WeakKeyDictionary()
+        ] = {}
 
     # -- sessions -------------------------------------------------------------------
 
@@ -235,12 +234,19 @@ class Transport:
         entry = self._sessions.get(loop)
         if entry is not None and not entry[0].closed and not entry[1].done():
             return entry[0]
+        self._prune()
         session = self._new_session()
         keeper = loop.create_task(_keep(session), name="gprochat-session-keeper")
         # The keeper waits for the loop's shutdown by design; never warn about it.
         keeper._log_destroy_pending = False  # type: ignore[attr-defined]
         self._sessions[loop] = (session, keeper)
         return session
+
+    def _prune(self) -> None:
+        """Forget the sessions of loops that have shut down (their keepers closed them)."""
+        for loop, (_, keeper) in list(self._sessions.items()):
+            if keeper.done() or loop.is_closed():
+                del self._sessions[loop]
 
     async def aclose(self) -> None:
         """Close the session of the running loop, and ask other loops to close theirs."""

@@ -1,0 +1,683 @@
+"""Prompt-based tool calling for a text-only endpoint: tools → instructions, text → calls.
+
+The gprochat endpoint takes and returns text only, so tools are described to the model
+in a system message (``tool_instructions``) and its answer is parsed back into LangChain
+tool calls (``parse_tool_reply``, or ``ToolStreamParser`` while the answer streams).
+
+The model is asked to reply with exactly the JSON that ``protocol.render_tool_calls``
+writes into the history for earlier calls::
+
+    {"tool_calls": [{"name": "<tool name>", "arguments": {...}}]}
+
+Parsing is lenient about what models actually write:
+
+* the object may stand alone, sit in a fenced block (```` ```json ```` or a bare
+  ```` ``` ````, the fence is dropped with the object), or come with prose before and
+  after it; several such objects in one reply are all taken;
+* a single call may be written without the wrapper, as ``{"name": ..., "arguments": ...}``;
+  ``"args"`` and ``"parameters"`` are accepted as synonyms of ``"arguments"``, and a call
+  wrapped OpenAI-style as ``{"type": "function", "function": {...}}`` is unwrapped;
+* a JSON array of such calls is taken too;
+* arguments may be a JSON-encoded string; an empty string or missing arguments mean
+  ``{}``.
+
+Only JSON values found at the top level of the text count (scanned with
+``json.JSONDecoder.raw_decode`` from each ``{``, and each ``[`` that opens an array of
+objects); an object nested in a non-call value is not a call. A JSON object that is not
+a call (``{"answer": 42}``, as json-mode structured output produces) stays text.
+
+The ``content`` of a reply with calls is the text outside them (their fences included),
+stripped of whitespace at both ends, except that the leading whitespace of prose that
+came before the first call is kept, as streaming had already emitted it. A reply without
+calls keeps its text exactly.
+
+Calls that cannot be used become ``InvalidToolCall``s, never exceptions: an unknown tool,
+a call without a name, arguments that are not a JSON object, and an object that starts
+like a call (``{"tool_calls":``, ``{"name":`` or ``{"function":``) but is not valid JSON,
+which then extends to the end of the reply. Every call, valid or not, gets a fresh id.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias, cast
+from uuid import uuid4
+
+from langchain_core.messages import InvalidToolCall, ToolCall, ToolCallChunk
+from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from langchain_core.utils.json import parse_partial_json
+
+__all__ = [
+    "NAMED_TOOL_CHOICE_TEMPLATE",
+    "NO_TOOLS_INSTRUCTIONS",
+    "TOOL_CHOICE_INSTRUCTIONS",
+    "TOOL_DESCRIPTION_TEMPLATE",
+    "TOOL_INSTRUCTIONS_TEMPLATE",
+    "ParsedReply",
+    "StreamEvent",
+    "ToolChoice",
+    "ToolStreamParser",
+    "format_tools",
+    "new_tool_call_id",
+    "normalize_tool_choice",
+    "parse_tool_reply",
+    "tool_instructions",
+]
+
+ToolChoice: TypeAlias = Literal["auto", "any", "required", "none"] | str
+"""A tool choice as ``bind_tools`` takes it (also ``True``/``False``/``None``/a dict)."""
+
+TOOL_INSTRUCTIONS_TEMPLATE = """\
+You have access to the following tools, each listed with its name, what it does and \
+the JSON schema of its arguments:
+
+{tools}
+
+To call tools, reply with ONLY a JSON object of exactly this form, with no other text \
+and no Markdown code fence:
+{{"tool_calls": [{{"name": "<tool name>", "arguments": {{<arguments matching the \
+tool's schema>}}}}]}}
+To call several tools at once, put several calls in the "tool_calls" list. When you do \
+not call a tool, answer in plain text.
+Tool results come back as user turns that start with "[Tool result] <tool name> (call \
+<call id>):", or with "[Tool error] <tool name> (call <call id>):" when the tool failed.
+
+{choice}"""
+"""The instructions the model gets with its tools; ``{tools}`` holds one
+``TOOL_DESCRIPTION_TEMPLATE`` per tool, ``{choice}`` the tool-choice sentence."""
+
+TOOL_DESCRIPTION_TEMPLATE = "- {name}: {description}\n  Arguments schema: {parameters}"
+"""How one tool is listed; ``parameters`` is the compact JSON schema of its arguments."""
+
+TOOL_CHOICE_INSTRUCTIONS = {
+    "auto": "Call a tool when it helps you answer; otherwise answer in plain text.",
+    "required": "You must call at least one tool in this reply.",
+}
+"""The last sentence of the instructions for ``tool_choice`` "auto" and "required"."""
+
+NAMED_TOOL_CHOICE_TEMPLATE = 'You must call the tool "{name}" in this reply, and no other tool.'
+"""The last sentence of the instructions when ``tool_choice`` names a tool."""
+
+NO_TOOLS_INSTRUCTIONS = (
+    "No tools are available for this reply: do not call any tool and do not write a "
+    '"tool_calls" JSON object; answer in plain text. Tool calls and tool results in '
+    "earlier turns are history only."
+)
+"""The instructions for ``tool_choice="none"`` (and for an empty tool list): the tools
+are not listed, since the model must not use them, but the history may show calls."""
+
+_CHOICES = {
+    None: "auto",
+    "auto": "auto",
+    "any": "required",
+    "required": "required",
+    True: "required",
+    "none": "none",
+    False: "none",
+}
+_ARGUMENT_KEYS = ("arguments", "args", "parameters")
+_SINGLE_CALL_KEYS = frozenset({"name", "id", "type", "function", *_ARGUMENT_KEYS})
+_DECODER = json.JSONDecoder(strict=False)
+_MARGIN = 16
+"""A JSON error this many characters before the end of the text can no longer be cured
+by more text (the longest partial token, ``-Infinity``, is shorter), except an
+unterminated string, whose error points back at its opening quote."""
+_BROKEN_CALL_RE = re.compile(r'\{\s*"(?:tool_calls|name|function)"\s*:')
+_FENCE_BEFORE_RE = re.compile(r"```(?i:json)?\s*\Z")
+_FENCE_PREFIX_RE = re.compile(r"(?:```(?i:json|jso|js|j)?|``|`)\s*\Z")
+_FENCE_AFTER_RE = re.compile(r"\s*```")
+_FENCE_AFTER_PREFIX_RE = re.compile(r"\s*`{0,2}")
+_CANDIDATE_RE = re.compile(r"[{\[]")
+_ARRAY_START_RE = re.compile(r"\[\s*")
+_NAME_RE = re.compile(r'"name"\s*:\s*("(?:[^"\\]|\\.)*")')
+
+
+def new_tool_call_id() -> str:
+    """A fresh tool call id, ``"call_"`` and 24 hex digits."""
+    return f"call_{uuid4().hex[:24]}"
+
+
+def normalize_tool_choice(tool_choice: Any, tool_names: Collection[str]) -> str:
+    """Reduce the many spellings of a tool choice to one of four forms.
+
+    Args:
+        tool_choice: ``None`` or ``"auto"``; ``"any"``, ``"required"`` or ``True``;
+            ``"none"`` or ``False``; a tool's name; or the OpenAI form
+            ``{"type": "function", "function": {"name": <tool name>}}``.
+        tool_names: the names of the bound tools.
+
+    Returns:
+        ``"auto"``, ``"required"``, ``"none"`` or the name of a bound tool.
+
+    Raises:
+        ValueError: for a name that is not a bound tool or any other value.
+    """
+    if tool_choice is None or isinstance(tool_choice, (str, bool)):
+        choice = _CHOICES.get(tool_choice)
+        if choice is not None:
+            return choice
+    name: object = tool_choice
+    if isinstance(tool_choice, dict) and tool_choice.get("type") == "function":
+        function = tool_choice.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
+    if isinstance(name, str) and not isinstance(tool_choice, bool):
+        if name in tool_names:
+            return name
+        raise ValueError(
+            f"tool_choice {name!r} is not a bound tool; bound tools: {_names(tool_names)}"
+        )
+    raise ValueError(
+        f"unsupported tool_choice {tool_choice!r}; use 'auto' or None, 'any', 'required' "
+        "or True, 'none' or False, the name of a bound tool, or "
+        "{'type': 'function', 'function': {'name': <tool name>}}"
+    )
+
+
+def format_tools(
+    tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+) -> list[dict[str, Any]]:
+    """Convert tools to OpenAI tool dicts with ``convert_to_openai_tool``.
+
+    Args:
+        tools: dict schemas (OpenAI, Anthropic or JSON schema form), pydantic classes,
+            functions with docstrings, or LangChain tools.
+
+    Returns:
+        ``[{"type": "function", "function": {"name", "description", "parameters"}}]``.
+
+    Raises:
+        ValueError: for a tool that is not a function tool (e.g. a provider's built-in
+            tool) or two different tools with one name (the same tool given twice,
+            for example as a class and as its JSON schema, is listed once).
+    """
+    formatted: list[dict[str, Any]] = []
+    seen: dict[str, Any] = {}
+    for tool in tools:
+        converted = convert_to_openai_tool(tool)
+        function = converted.get("function")
+        if converted.get("type") != "function" or not isinstance(function, dict):
+            raise ValueError(
+                f"tool {tool!r} is not a function tool; a text-only endpoint can only "
+                "use tools described by a name and a JSON schema"
+            )
+        name = function["name"]
+        shape = _without_titles(function)
+        if name in seen:
+            if seen[name] == shape:
+                continue  # the same tool given twice (e.g. a class and its JSON schema)
+            raise ValueError(
+                f"two different tools are named {name!r}; tool names must be unique"
+            )
+        seen[name] = shape
+        formatted.append(converted)
+    return formatted
+
+
+def _without_titles(value: Any) -> Any:
+    """A schema without its ``title`` keys, which only differ by how it was written."""
+    if isinstance(value, dict):
+        return {k: _without_titles(v) for k, v in value.items() if k != "title"}
+    if isinstance(value, list):
+        return [_without_titles(v) for v in value]
+    return value
+
+
+def tool_instructions(tools: Sequence[dict[str, Any]], tool_choice: str) -> str:
+    """The instructions that tell the model about its tools and how to call them.
+
+    Args:
+        tools: tools as ``format_tools`` returns them.
+        tool_choice: a value returned by ``normalize_tool_choice``.
+
+    Returns:
+        ``TOOL_INSTRUCTIONS_TEMPLATE`` filled in; ``NO_TOOLS_INSTRUCTIONS`` for
+        ``"none"`` and for ``"auto"`` without tools.
+
+    Raises:
+        ValueError: for ``"required"`` or a tool name that the tools do not satisfy.
+    """
+    functions = [tool["function"] for tool in tools]
+    names = [function["name"] for function in functions]
+    if tool_choice == "none" or (tool_choice == "auto" and not functions):
+        return NO_TOOLS_INSTRUCTIONS
+    if tool_choice in TOOL_CHOICE_INSTRUCTIONS:
+        if not functions:
+            raise ValueError("tool_choice 'required' needs at least one tool")
+        choice = TOOL_CHOICE_INSTRUCTIONS[tool_choice]
+    elif tool_choice in names:
+        choice = NAMED_TOOL_CHOICE_TEMPLATE.format(name=tool_choice)
+    else:
+        raise ValueError(f"tool_choice {tool_choice!r} is not one of the tools {names}")
+    listed = "\n".join(
+        TOOL_DESCRIPTION_TEMPLATE.format(
+            name=function["name"],
+            description=function.get("description") or "(no description)",
+            parameters=json.dumps(
+                function.get("parameters", {"type": "object", "properties": {}}),
+                ensure_ascii=False,
+            ),
+        )
+        for function in functions
+    )
+    return TOOL_INSTRUCTIONS_TEMPLATE.format(tools=listed, choice=choice)
+
+
+@dataclass(frozen=True)
+class ParsedReply:
+    """A model reply split into visible text and tool calls."""
+
+    content: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    invalid_tool_calls: list[InvalidToolCall] = field(default_factory=list)
+
+
+def parse_tool_reply(
+    text: str,
+    tool_names: Collection[str],
+    *,
+    id_factory: Callable[[], str] = new_tool_call_id,
+) -> ParsedReply:
+    """Parse a complete model reply into text and tool calls (see the module docs).
+
+    Args:
+        text: the model's whole answer.
+        tool_names: the names of the bound tools; calls to others are invalid.
+        id_factory: makes the id of each call, in order of appearance.
+
+    Returns:
+        The reply; ``content`` is ``text`` itself when it holds no call.
+    """
+    state = _ScanState()
+    pieces = _scan(text, state, final=True, tool_names=tool_names, new_id=id_factory)
+    spans = [piece for piece in pieces if isinstance(piece, _Span)]
+    content = "".join(piece for piece in pieces if isinstance(piece, str))
+    if spans:
+        first = pieces.index(spans[0])
+        before = "".join(cast("list[str]", pieces[:first]))
+        content = content.rstrip() if before.strip() else content.strip()
+    calls = [call for span in spans for call in span.calls]
+    return _reply(content, calls)
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One output of ``ToolStreamParser``.
+
+    ``kind`` says which field is set: ``"content"`` → ``text`` (visible text),
+    ``"tool_call_chunk"`` → ``tool_call_chunk`` (a complete valid call: name, arguments
+    as a JSON string, id, index), ``"invalid_tool_call"`` → ``invalid_tool_call`` (a
+    ``ToolCallChunk`` cannot say that a call is invalid, so these travel apart; put
+    them in ``AIMessageChunk(invalid_tool_calls=...)``). Each call has its own
+    ``index``, numbered over valid and invalid calls together.
+    """
+
+    kind: Literal["content", "tool_call_chunk", "invalid_tool_call"]
+    text: str = ""
+    tool_call_chunk: ToolCallChunk | None = None
+    invalid_tool_call: InvalidToolCall | None = None
+
+
+class ToolStreamParser:
+    """Split a streamed reply into visible text and tool calls as its deltas arrive.
+
+    Text is emitted as soon as it is known not to belong to a tool call. From a ``{``,
+    a ``[`` followed by ``{``, or backticks that may open a code fence onward, text is
+    held back until the JSON is complete or can no longer become valid (a JSON error
+    16 characters behind the end of the text, or any error once the reply is
+    finished): a call is then emitted as its call events (at once, not only at
+    ``finish``), anything else as text. Trailing whitespace is held back too, since a
+    reply with calls drops it, and so is leading whitespace until prose shows. So a
+    reply that starts with ``{`` or a fence shows nothing until it is resolved, prose
+    streams at once, text with a stray brace is delayed by a few characters, and tool
+    calls never show up as text.
+
+    Whatever way the text is split into deltas, the concatenated ``"content"`` events
+    equal ``parse_tool_reply(text).content`` and the call events carry the same calls
+    (names, arguments, errors) in the same order; the ids come from ``id_factory``.
+    """
+
+    def __init__(
+        self, tool_names: Collection[str], *, id_factory: Callable[[], str] = new_tool_call_id
+    ) -> None:
+        self._tool_names = tool_names
+        self._new_id = id_factory
+        self._text = ""
+        self._state = _ScanState()
+        self._held = ""
+        self._content: list[str] = []
+        self._calls: list[ToolCall | InvalidToolCall] = []
+        self._has_span = False
+        self._result: ParsedReply | None = None
+
+    @property
+    def text(self) -> str:
+        """All the text fed so far."""
+        return self._text
+
+    @property
+    def result(self) -> ParsedReply:
+        """The whole reply as the emitted events describe it; only after ``finish``."""
+        if self._result is None:
+            raise RuntimeError("the reply is not finished; call finish() first")
+        return self._result
+
+    def feed(self, delta: str) -> list[StreamEvent]:
+        """Take the next piece of the reply and return what can be emitted now."""
+        if self._result is not None:
+            raise RuntimeError("feed() after finish()")
+        self._text += delta
+        return self._advance(final=False)
+
+    def finish(self) -> list[StreamEvent]:
+        """Resolve whatever is still held back, at the end of the reply."""
+        if self._result is not None:
+            raise RuntimeError("finish() called twice")
+        events = self._advance(final=True)
+        if self._held and not self._has_span:
+            events.append(self._emit_text(self._held))
+        self._held = ""
+        self._result = _reply("".join(self._content), self._calls)
+        return events
+
+    def _advance(self, *, final: bool) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        pieces = _scan(
+            self._text, self._state, final=final, tool_names=self._tool_names,
+            new_id=self._new_id,
+        )
+        for piece in pieces:
+            if isinstance(piece, str):
+                pending = self._held + piece
+                if self._has_span and not self._content:
+                    pending = pending.lstrip()
+                visible = pending.rstrip()
+                self._held = pending[len(visible):]
+                if visible:
+                    events.append(self._emit_text(visible))
+                continue
+            self._has_span = True
+            if not self._content:
+                self._held = ""
+            for call in piece.calls:
+                events.append(self._emit_call(call))
+        return events
+
+    def _emit_text(self, text: str) -> StreamEvent:
+        self._content.append(text)
+        return StreamEvent(kind="content", text=text)
+
+    def _emit_call(self, call: ToolCall | InvalidToolCall) -> StreamEvent:
+        index = len(self._calls)
+        self._calls.append(call)
+        if call.get("type") == "invalid_tool_call":
+            return StreamEvent(
+                kind="invalid_tool_call", invalid_tool_call=cast("InvalidToolCall", call)
+            )
+        call = cast("ToolCall", call)
+        chunk = tool_call_chunk(
+            name=call["name"], args=_dump(call["args"]), id=call["id"], index=index
+        )
+        return StreamEvent(kind="tool_call_chunk", tool_call_chunk=chunk)
+
+
+# --- scanning -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Span:
+    """A tool-call object found in the text (with its fence), as parsed calls."""
+
+    calls: tuple[ToolCall | InvalidToolCall, ...]
+
+
+_Piece: TypeAlias = "str | _Span"
+
+
+@dataclass
+class _ScanState:
+    """Where scanning resumes: everything before ``pos`` has been returned as pieces."""
+
+    pos: int = 0
+    fence_open: bool = False  # a call opened a code fence that no call closed yet
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    value: Any
+    end: int
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: str
+    pos: int
+
+
+def _scan(
+    text: str,
+    state: _ScanState,
+    *,
+    final: bool,
+    tool_names: Collection[str],
+    new_id: Callable[[], str],
+) -> list[_Piece]:
+    """Return the pieces of ``text`` from ``state.pos`` that no further text can change.
+
+    With ``final`` the text is complete and everything is resolved. Otherwise scanning
+    stops before the first ``{`` whose JSON is not resolved yet, before a possible
+    fence that may open such JSON, and before a possible closing fence of a call.
+    """
+    pieces: list[_Piece] = []
+    start = search = state.pos
+
+    def commit(end: int) -> list[_Piece]:
+        prose = text[start:end]
+        if prose:
+            pieces.append(prose)
+            if not prose.isspace():
+                state.fence_open = False
+        state.pos = end
+        return pieces
+
+    while True:
+        candidate = _CANDIDATE_RE.search(text, search)
+        if candidate is None:
+            if final:
+                return commit(len(text))
+            tail = _FENCE_PREFIX_RE.search(text, start)
+            return commit(tail.start() if tail else len(text))
+        brace = candidate.start()
+        fence = _FENCE_BEFORE_RE.search(text, start, brace)
+        begin = fence.start() if fence else brace
+        if text[brace] == "[":  # only an array of objects may hold calls
+            opening = _ARRAY_START_RE.match(text, brace)
+            first = opening.end() if opening else brace + 1
+            if first == len(text) and not final:
+                return commit(begin)
+            if first == len(text) or text[first] != "{":
+                search = brace + 1
+                continue
+        outcome = _decode_at(text, brace, final=final)
+        if outcome is None:
+            return commit(begin)
+        if isinstance(outcome, _Decoded):
+            items = _call_items(outcome.value)
+            if items is None:
+                search = outcome.end
+                continue
+            end = outcome.end
+        elif _BROKEN_CALL_RE.match(text, brace) is None:
+            search = brace + 1
+            continue
+        elif not final:
+            return commit(begin)
+        else:
+            items, end = None, len(text)
+        commit(begin)
+        fenced = fence is not None or state.fence_open
+        closed = False
+        if fenced and items is not None:
+            closing = _FENCE_AFTER_RE.match(text, end)
+            if closing:
+                end, closed = closing.end(), True
+            elif not final and _FENCE_AFTER_PREFIX_RE.fullmatch(text, end):
+                return pieces  # wait: the next delta may close the fence
+        state.fence_open = fenced and not closed
+        if items is None:
+            assert isinstance(outcome, _Failed)
+            calls: tuple[ToolCall | InvalidToolCall, ...] = (
+                _broken_call(text[brace:], outcome, brace, fenced, new_id),
+            )
+        else:
+            calls = tuple(_convert_call(item, tool_names, new_id) for item in items)
+        pieces.append(_Span(calls))
+        start = search = state.pos = end
+
+
+def _decode_at(text: str, pos: int, *, final: bool) -> _Decoded | _Failed | None:
+    """Decode the JSON value at ``pos``; ``None`` while more text may still complete it."""
+    try:
+        value, end = _DECODER.raw_decode(text, pos)
+    except json.JSONDecodeError as exc:
+        curable = exc.msg.startswith("Unterminated string") or exc.pos + _MARGIN > len(text)
+        if curable and not final:
+            return None
+        return _Failed(f"{exc.msg} at character {exc.pos - pos}", exc.pos)
+    except RecursionError:
+        return _Failed("nested too deeply", pos)
+    return _Decoded(value, end)
+
+
+def _call_items(value: Any) -> list[Any] | None:
+    """The calls a decoded value holds, or ``None`` when it is not a tool call."""
+    if isinstance(value, list):
+        nested = [_call_items(item) for item in value]
+        if not value or any(items is None for items in nested):
+            return None
+        return [call for items in nested for call in items or ()]
+    if not isinstance(value, dict):
+        return None
+    if "tool_calls" in value:
+        calls = value["tool_calls"]
+        if isinstance(calls, list):
+            return calls
+        return [calls] if isinstance(calls, dict) else None
+    if not value.keys() <= _SINGLE_CALL_KEYS:
+        return None
+    function = value.get("function")
+    if isinstance(function, dict) and isinstance(function.get("name"), str):
+        return [value]
+    if isinstance(value.get("name"), str) and any(key in value for key in _ARGUMENT_KEYS):
+        return [value]
+    return None
+
+
+def _convert_call(
+    item: Any, tool_names: Collection[str], new_id: Callable[[], str]
+) -> ToolCall | InvalidToolCall:
+    """Turn one decoded call into a ``ToolCall``, or an ``InvalidToolCall`` saying why."""
+    call_id = new_id()
+    if not isinstance(item, dict):
+        return invalid_tool_call(
+            args=_dump(item), id=call_id, error="tool call is not a JSON object"
+        )
+    if isinstance(item.get("function"), dict):
+        item = item["function"]
+    raw: Any = next((item[key] for key in _ARGUMENT_KEYS if key in item), {})
+    raw_text = raw if isinstance(raw, str) else _dump(raw)
+    name = item.get("name")
+    if not isinstance(name, str) or not name:
+        return invalid_tool_call(args=raw_text, id=call_id, error='tool call has no "name"')
+    if name not in tool_names:
+        return invalid_tool_call(
+            name=name,
+            args=raw_text,
+            id=call_id,
+            error=f"unknown tool {name!r}; available tools: {_names(tool_names)}",
+        )
+    args = raw
+    if isinstance(raw, str):
+        try:
+            args = json.loads(raw, strict=False) if raw.strip() else {}
+        except json.JSONDecodeError as exc:
+            return invalid_tool_call(
+                name=name,
+                args=raw,
+                id=call_id,
+                error=f"arguments are not valid JSON: {exc.msg} at character {exc.pos}",
+            )
+    if not isinstance(args, dict):
+        return invalid_tool_call(
+            name=name,
+            args=raw_text,
+            id=call_id,
+            error=f"arguments must be a JSON object, not {_json_type(args)}",
+        )
+    return tool_call(name=name, args=args, id=call_id)
+
+
+def _broken_call(
+    raw: str, failure: _Failed, offset: int, fenced: bool, new_id: Callable[[], str]
+) -> InvalidToolCall:
+    """An invalid call for JSON that starts like a call but does not parse."""
+    raw = raw.rstrip()
+    if fenced and raw.endswith("```"):
+        raw = raw[:-3].rstrip()
+    return invalid_tool_call(
+        name=_recover_name(raw),
+        args=raw,
+        id=new_id(),
+        error=f"tool call is not valid JSON: {failure.error}",
+    )
+
+
+def _recover_name(raw: str) -> str | None:
+    """The tool name of broken call JSON, when it names exactly one tool."""
+    try:  # a reply cut short (e.g. by a token limit) parses once closed
+        items = _call_items(parse_partial_json(raw, strict=False))
+    except (ValueError, RecursionError):
+        items = None
+    if items is not None:
+        calls = [item.get("function", item) if isinstance(item, dict) else None
+                 for item in items]
+        names = [call.get("name") if isinstance(call, dict) else None for call in calls]
+    else:
+        names = []
+        for match in _NAME_RE.findall(raw):
+            try:
+                names.append(json.loads(match, strict=False))
+            except ValueError:
+                names.append(None)
+    unique = set(names)
+    return names[0] if len(unique) == 1 and isinstance(names[0], str) else None
+
+
+def _reply(content: str, calls: Sequence[ToolCall | InvalidToolCall]) -> ParsedReply:
+    valid = [cast("ToolCall", c) for c in calls if c.get("type") == "tool_call"]
+    invalid = [cast("InvalidToolCall", c) for c in calls if c.get("type") == "invalid_tool_call"]
+    return ParsedReply(content=content, tool_calls=valid, invalid_tool_calls=invalid)
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _names(tool_names: Collection[str]) -> str:
+    return ", ".join(sorted(tool_names)) or "none"
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "null"
