@@ -51,7 +51,8 @@ def test_env_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:
     llm = ChatGPROChat()
     assert llm.base_url == "http://127.0.0.1:8080"
     assert llm.secret_key.get_secret_value() == SECRET
-    assert llm.password is not None and llm.password.get_secret_value() == PASSWORD
+    assert llm.password is not None
+    assert llm.password.get_secret_value() == PASSWORD
     assert llm.proxy == "http://127.0.0.1:3128"
 
 
@@ -159,18 +160,21 @@ def test_unexpected_call_kwargs_are_rejected() -> None:
 def test_status_error_classes_and_messages() -> None:
     url = "http://127.0.0.1:1/api/generate"
     pw = status_error(401, "Invalid password.", url=url)
-    assert isinstance(pw, AuthenticationError) and pw.reason == "password"
+    assert isinstance(pw, AuthenticationError)
+    assert pw.reason == "password"
     assert str(pw) == (
         "401 from http://127.0.0.1:1/api/generate: Invalid password. (the site password "
         "was refused: set `password` (or GPROCHAT_PASSWORD) to one the deployment accepts)"
     )
     sig = status_error(401, "Invalid signature.", url=url)
-    assert isinstance(sig, AuthenticationError) and sig.reason == "signature"
+    assert isinstance(sig, AuthenticationError)
+    assert sig.reason == "signature"
     assert "GPROCHAT_SECRET_KEY" in str(sig)
     assert isinstance(status_error(400, "x", url=url), BadRequestError)
     assert isinstance(status_error(413, "x", url=url), PayloadTooLargeError)
     limited = status_error(429, "slow down", url=url, retry_after=3.0)
-    assert isinstance(limited, RateLimitError) and limited.retry_after == 3.0
+    assert isinstance(limited, RateLimitError)
+    assert limited.retry_after == 3.0
     failed = status_error(503, "", url=url, server_code="Overloaded")
     assert isinstance(failed, ServerError)
     assert (failed.status_code, failed.server_code) == (503, "Overloaded")

@@ -152,7 +152,8 @@ def test_tool_calls_and_results_render_as_text() -> None:
         ("user", "weather?"),
         (
             "model",
-            'Let me check.\n{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]}',
+            'Let me check.\n{"tool_calls": [{"name": "get_weather", '
+            '"arguments": {"city": "Paris"}}]}',
         ),
         (
             "user",
@@ -169,7 +170,9 @@ def test_function_and_chat_messages() -> None:
             FunctionMessage(name="f", content="r"),
         ]
     )
-    assert _pairs(turns) == [("user", "u"), ("model", "a"), ("user", "[Tool result] f (call f):\nr")]
+    assert _pairs(turns) == [
+        ("user", "u"), ("model", "a"), ("user", "[Tool result] f (call f):\nr")
+    ]
     with pytest.raises(ValueError, match="ChatMessage role 'critic' is not supported"):
         messages_to_turns([ChatMessage(role="critic", content="x")])
 
