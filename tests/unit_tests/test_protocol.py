@@ -154,7 +154,6 @@ def test_tool_calls_and_results_render_as_text() -> None:
             "model",
             'Let me check.\n{"tool_calls": [{"name": "get_weather", '
             '"arguments": {"city": "Paris"}}]}',
-            '"arguments": {"city": "Paris"}}]}',
         ),
         (
             "user",
