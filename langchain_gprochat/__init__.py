@@ -1,14 +1,15 @@
 """LangChain integration for gprochat-compatible (GeminiProChat) chat endpoints.
 
-``import langchain_gprochat`` loads the chat model and its errors only: the local server
-lives in :mod:`langchain_gprochat.server`, imported on demand.
+``import langchain_gprochat`` is cheap: it loads the exception classes only. The chat
+model (and with it langchain-core and aiohttp) loads on first access to
+``langchain_gprochat.ChatGPROChat``; the local server lives in
+:mod:`langchain_gprochat.server`, imported on demand.
 """
 
 from __future__ import annotations
 
-from importlib import metadata
+from typing import TYPE_CHECKING, Any
 
-from langchain_gprochat.chat_models import ChatGPROChat
 from langchain_gprochat.errors import (
     APIConnectionError,
     APIStatusError,
@@ -22,10 +23,23 @@ from langchain_gprochat.errors import (
     StreamInterruptedError,
 )
 
-try:
-    __version__ = metadata.version("langchain-gprochat")
-except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+if TYPE_CHECKING:
+    from langchain_gprochat.chat_models import ChatGPROChat
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ChatGPROChat":
+        from langchain_gprochat.chat_models import ChatGPROChat
+
+        return ChatGPROChat
+    if name == "__version__":
+        from importlib import metadata
+
+        try:
+            return metadata.version("langchain-gprochat")
+        except metadata.PackageNotFoundError:  # pragma: no cover - a bare source tree
+            return "0.0.0"
+    raise AttributeError(f"module 'langchain_gprochat' has no attribute {name!r}")
 
 __all__ = [
     "APIConnectionError",

@@ -31,9 +31,8 @@ from langchain_gprochat._sync import LoopThread
 from langchain_gprochat.protocol import (
     DEFAULT_BASE_URL,
     DEFAULT_SECRET_KEY,
+    RequestEncoder,
     Turn,
-    build_request,
-    encode_request,
     messages_to_prompt,
     messages_to_turns,
 )
@@ -374,6 +373,9 @@ class ChatGPROChat(BaseChatModel):
     @property
     def client(self) -> _Client:
         """The network resources, created on first use from the current settings."""
+        client = self._client
+        if client is not None:
+            return client
         with self._client_lock:
             if self._client is None:
                 self._client = _Client(self._settings())
@@ -415,17 +417,12 @@ class ChatGPROChat(BaseChatModel):
 
     def _body_factory(self, messages: Sequence[BaseMessage]) -> Callable[[], bytes]:
         turns = self._turns(messages)  # raises ValueError before any I/O
-        secret_key = self.secret_key.get_secret_value()
-        password = None if self.password is None else self.password.get_secret_value()
-
-        def build() -> bytes:
-            request = build_request(
-                turns, time_ms=time.time_ns() // 1_000_000, password=password,
-                secret_key=secret_key,
-            )
-            return encode_request(request)
-
-        return build
+        encoder = RequestEncoder(
+            turns,
+            password=None if self.password is None else self.password.get_secret_value(),
+            secret_key=self.secret_key.get_secret_value(),
+        )
+        return lambda: encoder.encode(time.time_ns() // 1_000_000)
 
     def _prepare(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]

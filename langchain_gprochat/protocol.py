@@ -51,6 +51,7 @@ __all__ = [
     "TOOL_RESULT_TEMPLATE",
     "GenerateRequest",
     "Part",
+    "RequestEncoder",
     "Turn",
     "build_request",
     "encode_request",
@@ -138,6 +139,41 @@ def build_request(
     )
 
 
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class RequestEncoder:
+    """Encodes one conversation into request bodies, one per attempt.
+
+    The turns are serialized once; each call only adds a fresh ``time`` and ``sign``,
+    so a retry is signed with a new timestamp at almost no cost. The bytes are those
+    of :func:`encode_request`.
+    """
+
+    __slots__ = ("_head", "_last_text", "_secret_key", "_tail")
+
+    def __init__(self, turns: Sequence[Turn], *, password: str | None, secret_key: str) -> None:
+        if not turns:
+            raise ValueError("cannot build a request without messages")
+        messages = [
+            {"role": turn.role, "parts": [{"text": part.text} for part in turn.parts]}
+            for turn in turns
+        ]
+        self._head = '{"messages":' + _json(messages) + ',"time":'
+        self._tail = ',"pass":' + _json(password) + ',"sign":"'
+        self._last_text = turn_text(turns[-1])
+        self._secret_key = secret_key
+
+    def __repr__(self) -> str:
+        return "RequestEncoder(...)"
+
+    def encode(self, time_ms: int) -> bytes:
+        """The body signed for ``time_ms``."""
+        signature = sign(time_ms, self._last_text, self._secret_key)
+        return f'{self._head}{time_ms}{self._tail}{signature}"}}'.encode()
+
+
 def encode_request(request: GenerateRequest) -> bytes:
     """Serialize a request body to UTF-8 JSON, as the upstream web client sends it."""
     body = {
@@ -149,7 +185,7 @@ def encode_request(request: GenerateRequest) -> bytes:
         "pass": request.password,
         "sign": request.sign,
     }
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return _json(body).encode()
 
 
 def parse_error_body(body: bytes) -> tuple[str, str | None]:
@@ -322,7 +358,12 @@ def messages_to_turns(
             "the conversation starts with an AI message; Gemini needs a user turn first: "
             "start with a HumanMessage or a SystemMessage"
         )
-    return [Turn(role=role, parts=[Part(text=text)]) for role, text in turns]  # type: ignore[arg-type]
+    return [_turn(role, text) for role, text in turns]
+
+
+def _turn(role: str, text: str) -> Turn:
+    """A turn from values already known to be valid (skips pydantic validation)."""
+    return Turn.model_construct(role=role, parts=[Part.model_construct(text=text)])
 
 
 _PROMPT_ROLES = {"system": "System", "user": "User", "model": "Assistant"}
@@ -343,7 +384,7 @@ def messages_to_prompt(messages: Sequence[BaseMessage]) -> list[Turn]:
     else:
         lines = [f"{_PROMPT_ROLES[role]}: {text}" for role, text in pairs]
         text = "\n".join(lines) + "\nAssistant:"
-    return [Turn(role="user", parts=[Part(text=text)])]
+    return [_turn("user", text)]
 
 
 def request_fingerprint(turns: Sequence[Turn]) -> dict[str, Any]:

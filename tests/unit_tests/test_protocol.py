@@ -17,6 +17,7 @@ from langchain_gprochat.protocol import (
     DEFAULT_SECRET_KEY,
     GenerateRequest,
     Part,
+    RequestEncoder,
     Turn,
     build_request,
     encode_request,
@@ -245,3 +246,15 @@ def test_signature_covers_concatenated_parts_of_last_turn() -> None:
 )
 def test_parse_error_body(body: bytes, expected: tuple[str, str | None]) -> None:
     assert parse_error_body(body) == expected
+
+
+def test_request_encoder_matches_encode_request() -> None:
+    turns = messages_to_turns([HumanMessage("Hi"), AIMessage("Yo"), HumanMessage("Привет 🌍")])
+    for password in (None, "pw \"quoted\""):
+        encoder = RequestEncoder(turns, password=password, secret_key=KEY)
+        for time_ms in (1700000000000, 1732435200123):
+            expected = encode_request(
+                build_request(turns, time_ms=time_ms, password=password, secret_key=KEY)
+            )
+            assert encoder.encode(time_ms) == expected
+    assert "pw" not in repr(RequestEncoder(turns, password="pw", secret_key=KEY))
