@@ -1,0 +1,210 @@
+"""The aiohttp application of the local gprochat-compatible server.
+
+Routes: ``POST /api/generate`` (the answer, streamed) and ``POST /api/auth`` (password
+check). Handlers validate (:mod:`~langchain_gprochat.server.validation`), then delegate
+to the backend and the stream writer (:mod:`~langchain_gprochat.server.streaming`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from langchain_gprochat.protocol import AUTH_PATH, GENERATE_PATH, Turn
+from langchain_gprochat.server.backends import Backend, EchoBackend
+from langchain_gprochat.server.faults import (
+    DEFAULT_FAULT_BODY,
+    FAULT_HEADER,
+    Fault,
+    FaultError,
+    parse_fault,
+)
+from langchain_gprochat.server.settings import ServerSettings
+from langchain_gprochat.server.state import STATE_KEY, ServerState
+from langchain_gprochat.server.streaming import (
+    AnswerResponse,
+    StreamPlan,
+    answer_source,
+    stream_answer,
+)
+from langchain_gprochat.server.validation import (
+    Rejected,
+    check_auth,
+    parse_generate,
+    parse_json_object,
+    password_ok,
+    read_body,
+)
+
+__all__ = ["ERROR_CONTENT_TYPE", "create_app", "error_response"]
+
+logger = logging.getLogger("langchain_gprochat.server")
+
+ERROR_CONTENT_TYPE = "text/plain;charset=UTF-8"
+"""The content type of JSON error bodies, as upstream sends them."""
+
+_SETTINGS_FAULT_KEY = "\x00settings"
+
+
+def _json(data: object) -> bytes:
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8", "replace")  # a lone surrogate in an exception message
+
+
+def error_response(status: int, message: str, code: str | None = None) -> web.Response:
+    """A JSON error body ``{"error":{["code":...,]"message":...}}`` labelled text/plain."""
+    error = {"message": message} if code is None else {"code": code, "message": message}
+    return _text_response(status, _json({"error": error}))
+
+
+def _text_response(status: int, body: bytes, retry_after: str | None = None) -> web.Response:
+    headers = {"Content-Type": ERROR_CONTENT_TYPE}
+    if retry_after is not None:
+        headers["Retry-After"] = retry_after
+    return web.Response(status=status, body=body, headers=headers)
+
+
+def _body_size(response: web.StreamResponse) -> int:
+    if isinstance(response, AnswerResponse):
+        return response.body_bytes
+    body = response.body if isinstance(response, web.Response) else None
+    return len(body) if isinstance(body, bytes) else 0
+
+
+def _requested_fault(request: web.Request, settings: ServerSettings) -> tuple[str, Fault | None]:
+    """The fault for this request and its ledger key; header first, then settings."""
+    if not settings.enable_faults:
+        return "", None
+    raw = request.headers.get(FAULT_HEADER)
+    if raw is None:
+        return _SETTINGS_FAULT_KEY, settings.fault
+    try:
+        return raw, parse_fault(raw)
+    except FaultError as exc:
+        raise Rejected(400, str(exc)) from None
+
+
+async def handle_generate(request: web.Request) -> web.StreamResponse:
+    """``POST /api/generate``: validate, authenticate, then stream the answer."""
+    state = request.app[STATE_KEY]
+    state.stats.requests += 1
+    try:
+        response = await _generate(request, state)
+    except Exception:
+        state.stats.record(500, 0)
+        raise
+    if not isinstance(response, AnswerResponse):
+        state.stats.record(response.status, _body_size(response))
+    return response
+
+
+async def _generate(request: web.Request, state: ServerState) -> web.StreamResponse:
+    settings = state.settings
+    try:
+        key, fault = _requested_fault(request, settings)
+        body = parse_json_object(await read_body(request, settings.max_body))
+        generate = parse_generate(body)
+        check_auth(
+            generate,
+            passwords=settings.passwords,
+            secret_key=settings.secret_key,
+            max_clock_skew=settings.max_clock_skew,
+        )
+    except Rejected as exc:
+        return error_response(exc.status, exc.message)
+    if fault is not None:
+        fault = state.ledger.take(key, fault)
+    return await _deliver(request, state, generate.messages, fault)
+
+
+async def _deliver(
+    request: web.Request, state: ServerState, turns: list[Turn], fault: Fault | None
+) -> web.StreamResponse:
+    if fault is not None and fault.delay_first_byte:
+        await asyncio.sleep(fault.delay_first_byte)
+    if fault is not None and fault.status is not None:
+        body = DEFAULT_FAULT_BODY if fault.body is None else fault.body
+        return _text_response(fault.status, body.encode("utf-8", "replace"), fault.retry_after)
+    source = answer_source(state.backend, turns, fault)
+    try:
+        first = await anext(source, None)
+    except Exception as exc:
+        logger.warning("backend failed before the answer: %s", type(exc).__name__)
+        logger.debug("backend failure", exc_info=exc)
+        return error_response(500, str(exc), code=type(exc).__name__)
+    plan = StreamPlan.build(state.settings.chunk_delay, fault)
+    return await stream_answer(request, first, source, plan, state)
+
+
+async def handle_auth(request: web.Request) -> web.Response:
+    """``POST /api/auth``: ``{"code":0}`` if ``pass`` is accepted, else ``{"code":-1}``."""
+    settings = request.app[STATE_KEY].settings
+    try:
+        body = parse_json_object(await read_body(request, settings.max_body))
+    except Rejected as exc:
+        return error_response(exc.status, exc.message)
+    code = 0 if password_ok(body.get("pass"), settings.passwords) else -1
+    return _text_response(200, _json({"code": code}))
+
+
+@web.middleware
+async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Log one line per request: method, path, status, latency, body bytes out.
+
+    Never logs the body, headers or query string, so no password, signature or text.
+    """
+    started = time.perf_counter()
+    status, size = 499, 0  # 499: the handler was cancelled (client or shutdown)
+    try:
+        response = await handler(request)
+        status, size = response.status, _body_size(response)
+        return response
+    except web.HTTPException as exc:
+        status, size = exc.status, len((exc.text or "").encode())
+        raise
+    except Exception:
+        status = 500
+        raise
+    finally:
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        logger.info(
+            "%s %s %d %.1fms %dB",
+            request.method,
+            request.rel_url.raw_path,
+            status,
+            elapsed_ms,
+            size,
+        )
+
+
+async def _mark_closing(app: web.Application) -> None:
+    app[STATE_KEY].closing = True
+
+
+def create_app(
+    settings: ServerSettings | None = None, backend: Backend | None = None
+) -> web.Application:
+    """Build the server's aiohttp application.
+
+    Args:
+        settings: how to authenticate and answer; defaults to ``ServerSettings()``.
+        backend: what produces the answers; defaults to :class:`EchoBackend`.
+
+    Returns:
+        An application with ``POST /api/generate`` and ``POST /api/auth``; its shared
+        state (settings, backend, stats) is ``app[STATE_KEY]``.
+    """
+    settings = settings or ServerSettings()
+    app = web.Application(client_max_size=settings.max_body, middlewares=[access_log])
+    app[STATE_KEY] = ServerState(
+        settings=settings, backend=backend if backend is not None else EchoBackend()
+    )
+    app.on_shutdown.append(_mark_closing)
+    app.router.add_post(GENERATE_PATH, handle_generate)
+    app.router.add_post(AUTH_PATH, handle_auth)
+    return app

@@ -1,0 +1,201 @@
+"""Request validation for the local server: body size, JSON shape, password, signature.
+
+Every check raises :class:`Rejected` with the status and message the client gets; the
+messages are fixed strings (listed in the README) so that clients and tests can match
+them exactly.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from langchain_gprochat.protocol import GenerateRequest, sign, turn_text
+
+__all__ = [
+    "EXPIRED_MESSAGE",
+    "HISTORY_MESSAGE",
+    "PASSWORD_MESSAGE",
+    "SIGNATURE_MESSAGE",
+    "UNREADABLE_MESSAGE",
+    "Rejected",
+    "check_auth",
+    "parse_generate",
+    "parse_json_object",
+    "password_ok",
+    "read_body",
+]
+
+HISTORY_MESSAGE = "Invalid message history: The last message must be from user role."
+PASSWORD_MESSAGE = "Invalid password."
+SIGNATURE_MESSAGE = "Invalid signature."
+EXPIRED_MESSAGE = "Request expired."
+UNREADABLE_MESSAGE = "Invalid request body: it was cut off or its transfer encoding is broken."
+_READ_SIZE = 64 * 1024
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class Rejected(Exception):
+    """A request is refused with ``status`` and the JSON error ``message``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _too_large(limit: int, size: int | None) -> Rejected:
+    if size is None:
+        return Rejected(413, f"Request body too large: it exceeds the limit of {limit} bytes.")
+    return Rejected(
+        413, f"Request body too large: {size} bytes exceeds the limit of {limit} bytes."
+    )
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """Read the whole body, refusing more than ``limit`` bytes with 413.
+
+    A declared ``Content-Length`` over the limit is refused before reading; a chunked
+    body is read until it passes the limit. A body cut off by a disconnect or with
+    broken chunked encoding gets 400 (which the client may never see).
+    """
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise _too_large(limit, declared)
+    body = bytearray()
+    try:
+        while chunk := await request.content.read(_READ_SIZE):
+            body += chunk
+            if len(body) > limit:
+                raise _too_large(limit, declared)
+    except (ConnectionResetError, HttpProcessingError):
+        raise Rejected(400, UNREADABLE_MESSAGE) from None
+    return bytes(body)
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """Parse ``body`` as a JSON object (UTF-8, or UTF-16/32 with detection)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        raise Rejected(400, "Invalid request body: not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise Rejected(400, "Invalid request body: the body must be a JSON object.")
+    return data
+
+
+def _path(loc: Sequence[int | str]) -> str:
+    path = ""
+    for item in loc:
+        if isinstance(item, int):
+            path += f"[{item}]"
+        else:
+            path += f".{item}" if path else item
+    return path or "body"
+
+
+_PHRASES = {
+    "missing": "is required",
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "list_type": "must be a list",
+    "model_type": "must be an object",
+    "dict_type": "must be an object",
+    "too_short": "must not be empty",
+}
+
+
+def describe_error(error: ErrorDetails) -> str:
+    """One sentence naming the field of a pydantic error, e.g. ``time must be an integer``."""
+    path = _path(error["loc"])
+    kind = error["type"]
+    if path == "pass" and kind == "string_type":
+        return "pass must be a string or null"
+    if kind == "literal_error":
+        return f"{path} must be {error.get('ctx', {}).get('expected', 'a known value')}"
+    phrase = _PHRASES.get(kind)
+    return f"{path} {phrase}" if phrase else f"{path}: {error['msg']}"
+
+
+def parse_generate(data: dict[str, Any]) -> GenerateRequest:
+    """Validate a generate body: shape first, then the upstream's history rule.
+
+    A missing, ``null`` or empty ``messages`` gets the upstream's history message
+    before any shape check, as upstream; so does a last turn that is not the user's.
+
+    Raises:
+        Rejected: 400 with the history message, or naming the first invalid field.
+    """
+    messages = data.get("messages")
+    if messages is None or messages == []:
+        raise Rejected(400, HISTORY_MESSAGE)
+    try:
+        request = GenerateRequest.model_validate(data)
+    except ValidationError as exc:
+        sentence = describe_error(exc.errors(include_url=False)[0])
+        raise Rejected(400, f"Invalid request body: {sentence}.") from None
+    if request.messages[-1].role != "user":
+        raise Rejected(400, HISTORY_MESSAGE)
+    _replace_lone_surrogates(request)
+    return request
+
+
+def _replace_lone_surrogates(request: GenerateRequest) -> None:
+    """Replace lone surrogates (legal in JSON) with U+FFFD, as the upstream's encoder does.
+
+    The upstream signs the UTF-8 bytes from JavaScript's ``TextEncoder``, which writes
+    U+FFFD for a lone surrogate; doing the same keeps signatures equal and the text
+    encodable.
+    """
+    for turn in request.messages:
+        for part in turn.parts:
+            if _LONE_SURROGATE.search(part.text):
+                part.text = _LONE_SURROGATE.sub("\ufffd", part.text)
+
+
+def _same(left: str, right: str) -> bool:
+    return hmac.compare_digest(
+        left.encode("utf-8", "surrogatepass"), right.encode("utf-8", "surrogatepass")
+    )
+
+
+def password_ok(given: object, passwords: Sequence[str]) -> bool:
+    """Whether ``given`` is accepted: any password when none is set, else one of them."""
+    if not passwords:
+        return True
+    if not isinstance(given, str):
+        return False
+    matches = [_same(given, password) for password in passwords]
+    return any(matches)
+
+
+def check_auth(
+    request: GenerateRequest,
+    *,
+    passwords: Sequence[str],
+    secret_key: str,
+    max_clock_skew: float | None,
+) -> None:
+    """Check password, then signature, then (optionally) the request time.
+
+    Raises:
+        Rejected: 401 with the password, signature or expiry message.
+    """
+    if not password_ok(request.password, passwords):
+        raise Rejected(401, PASSWORD_MESSAGE)
+    expected = sign(request.time, turn_text(request.messages[-1]), secret_key)
+    if not _same(request.sign, expected):
+        raise Rejected(401, SIGNATURE_MESSAGE)
+    if max_clock_skew is not None:
+        skew_ms = abs(time.time_ns() // 1_000_000 - request.time)
+        if skew_ms > max_clock_skew * 1000:
+            raise Rejected(401, EXPIRED_MESSAGE)
