@@ -416,11 +416,16 @@ class Transport:
 
 
 async def _keep(session: aiohttp.ClientSession) -> None:
-    """Wait for the loop to shut down, then close ``session``."""
+    """Wait for the loop to shut down (this task is cancelled), then close ``session``.
+
+    A loop closed without cancelling its tasks never runs this; call
+    ``ChatGPROChat.aclose()`` before closing a loop you manage yourself.
+    """
     try:
         await asyncio.get_running_loop().create_future()
-    finally:
+    except asyncio.CancelledError:
         await session.close()
+        raise
 
 
 def _uncancel() -> None:

@@ -28,7 +28,9 @@ def wait_until(condition: Callable[[], bool], what: str, *, limit: float = 10.0)
         time.sleep(0.01)
 
 
-async def async_wait_until(condition: Callable[[], bool], what: str, *, limit: float = 10.0) -> None:
+async def async_wait_until(
+    condition: Callable[[], bool], what: str, *, limit: float = 10.0
+) -> None:
     """Async twin of :func:`wait_until`."""
     deadline = time.monotonic() + limit
     while not condition():

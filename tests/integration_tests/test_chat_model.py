@@ -223,9 +223,12 @@ def test_wrong_password_is_reported_as_such() -> None:
 
 
 def test_missing_password_is_reported() -> None:
-    with GPROChatServer(passwords=("right",)) as srv, ChatGPROChat(base_url=srv.url) as llm:
-        with pytest.raises(AuthenticationError, match="Invalid password") as info:
-            llm.invoke("hi")
+    with (
+        GPROChatServer(passwords=("right",)) as srv,
+        ChatGPROChat(base_url=srv.url) as llm,
+        pytest.raises(AuthenticationError, match="Invalid password") as info,
+    ):
+        llm.invoke("hi")
     assert info.value.reason == "password"
 
 
