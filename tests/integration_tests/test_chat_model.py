@@ -355,3 +355,63 @@ async def test_one_session_per_loop(server: GPROChatServer) -> None:
         await asyncio.gather(*(llm.ainvoke(f"q{i}") for i in range(10)))
         assert await llm.client.transport.session() is first
         assert isinstance(first, aiohttp.ClientSession)
+
+
+def test_cache_answers_repeated_calls_without_a_request() -> None:
+    from langchain_core.caches import InMemoryCache
+
+    srv, backend = _recording_server()
+    with srv, ChatGPROChat(base_url=srv.url, cache=InMemoryCache()) as llm:
+        first = llm.invoke("cached?")
+        second = llm.invoke("cached?")
+        assert srv.stats.requests == 1
+    assert backend.remaining == 9
+    assert first.content == second.content == "ok"
+
+
+def test_rate_limiter_is_consulted_for_every_call(server: GPROChatServer) -> None:
+    from langchain_core.rate_limiters import InMemoryRateLimiter
+
+    class CountingLimiter(InMemoryRateLimiter):
+        calls = 0
+
+        def acquire(self, *, blocking: bool = True) -> bool:
+            CountingLimiter.calls += 1
+            return super().acquire(blocking=blocking)
+
+    limiter = CountingLimiter(requests_per_second=1000, check_every_n_seconds=0.001)
+    with ChatGPROChat(base_url=server.url, rate_limiter=limiter) as llm:
+        answers = [llm.invoke(f"r{i}").content for i in range(3)]
+    assert answers == [expected_echo(f"r{i}") for i in range(3)]
+    assert CountingLimiter.calls == 3
+
+
+def test_tracing_metadata(server: GPROChatServer) -> None:
+    from langchain_core.tracers.base import BaseTracer
+    from langchain_core.tracers.schemas import Run
+
+    class Collect(BaseTracer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.runs: list[Run] = []
+
+        def _persist_run(self, run: Run) -> None:
+            self.runs.append(run)
+
+    tracer = Collect()
+    with ChatGPROChat(
+        base_url=server.url, stop=["never"], password="tracing-password-value"
+    ) as llm:
+        llm.invoke("traced", config={"callbacks": [tracer]})
+    (run,) = tracer.runs
+    assert run.run_type == "llm"
+    metadata = (run.extra or {})["metadata"]
+    assert {k: metadata[k] for k in ("ls_provider", "ls_model_name", "ls_model_type",
+                                     "ls_stop")} == {
+        "ls_provider": "gprochat", "ls_model_name": "gemini-1.5-pro",
+        "ls_model_type": "chat", "ls_stop": ["never"],
+    }
+    assert run.outputs is not None
+    assert run.outputs["generations"][0][0]["text"] == expected_echo("traced")
+    for secret in ("tracing-password-value", "2BC120D4-BB36-1B60-26DE-DB630472A3D8"):
+        assert secret not in f"{run.serialized}{run.extra}{run.inputs}"
