@@ -5,11 +5,13 @@ Pure and synchronous, so that the async and the sync paths share it exactly.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.messages import AIMessage, AIMessageChunk, InvalidToolCall
 from langchain_core.outputs import ChatGenerationChunk
+from langchain_core.utils.json import parse_partial_json
 
 from langchain_gprochat.tools import StreamEvent, ToolStreamParser, parse_tool_reply
 
@@ -140,6 +142,27 @@ def _event_chunk(event: StreamEvent) -> ChatGenerationChunk:
     elif event.tool_call_chunk is not None:
         message = AIMessageChunk(content="", tool_call_chunks=[event.tool_call_chunk])
     else:
-        invalid = [event.invalid_tool_call] if event.invalid_tool_call else []
+        invalid = [_merge_safe(event.invalid_tool_call)] if event.invalid_tool_call else []
         message = AIMessageChunk(content="", invalid_tool_calls=invalid)
     return ChatGenerationChunk(message=message)
+
+
+def _merge_safe(call: InvalidToolCall) -> InvalidToolCall:
+    """The invalid call in a form that stays invalid when chunks are summed.
+
+    Summing ``AIMessageChunk``s rebuilds every call from its ``tool_call_chunks`` and
+    keeps as valid any whose ``args`` ``parse_partial_json`` reads as a JSON object, so
+    a call to an unknown tool, or arguments cut short (``{"city": "Par``), would come
+    back as a *valid* call. Such ``args`` are sent JSON-encoded as a string instead
+    (``json.loads`` gives the original text back); other calls are left as they are.
+    """
+    args = call.get("args")
+    if not args:
+        return call
+    try:
+        parsed = parse_partial_json(args)
+    except Exception:  # langchain-core treats any parse failure as invalid, as here
+        return call
+    if not isinstance(parsed, dict):
+        return call
+    return {**call, "args": json.dumps(args, ensure_ascii=False)}

@@ -11,6 +11,11 @@ Three methods, as in LangChain's partner packages:
 
 A reply that does not parse raises ``OutputParserException``, or with
 ``include_raw=True`` is returned as ``{"raw": ..., "parsed": None, "parsing_error": ...}``.
+With ``function_calling`` that includes a reply without a valid call to the schema's
+tool (prose only, or an invalid call): LangChain's tool parsers alone would return
+``None`` for it, but the tool was forced, so it is an error. A call whose arguments fail
+the pydantic class's validation raises pydantic's ``ValidationError``, as elsewhere in
+LangChain.
 """
 
 from __future__ import annotations
@@ -19,13 +24,20 @@ import json
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
+from langchain_core.exceptions import OutputParserException
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.output_parsers import (
     JsonOutputKeyToolsParser,
     JsonOutputParser,
     PydanticOutputParser,
     PydanticToolsParser,
 )
-from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.runnables import (
+    Runnable,
+    RunnableLambda,
+    RunnableMap,
+    RunnablePassthrough,
+)
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 
@@ -74,6 +86,23 @@ def _is_pydantic(schema: Any) -> bool:
     return isinstance(schema, type) and is_basemodel_subclass(schema)
 
 
+def _require_call(name: str) -> Runnable[BaseMessage, BaseMessage]:
+    """Pass the reply on if it holds a valid call to ``name``, else raise."""
+
+    def check(message: BaseMessage) -> BaseMessage:
+        calls = message.tool_calls if isinstance(message, AIMessage) else []
+        if any(call["name"] == name for call in calls):
+            return message
+        invalid = message.invalid_tool_calls if isinstance(message, AIMessage) else []
+        errors = [str(call["error"]) for call in invalid if call.get("error")]
+        why = "; ".join(errors) if errors else "the reply holds no valid call to it"
+        raise OutputParserException(
+            f"expected a call to the tool {name!r}: {why}", llm_output=message.text
+        )
+
+    return RunnableLambda(check, name="require_tool_call")
+
+
 def structured_output(
     llm: BaseChatModel,
     schema: dict[str, Any] | type,
@@ -103,6 +132,7 @@ def structured_output(
             output_parser = PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
         else:
             output_parser = JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
+        output_parser = _require_call(name) | output_parser
     elif method in ("json_schema", "json_mode"):
         if method == "json_schema":
             response_format: dict[str, Any] = {

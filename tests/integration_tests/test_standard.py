@@ -1,0 +1,109 @@
+"""LangChain's standard integration tests for ChatGPROChat, against the local server.
+
+The server runs on 127.0.0.1 with :class:`~tests.integration_tests.oracle.OracleBackend`,
+a deterministic test double that stands in for a real model's judgement (it answers
+"magic_function(3)" with a call to ``magic_function`` with ``{"input": 3}``, a joke
+request with a JSON object of the schema, and so on). So these tests check the whole
+client path (instructions, HTTP, streaming, parsing) honestly, but not a model's skill.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from langchain_tests.integration_tests import ChatModelIntegrationTests
+
+from langchain_gprochat import ChatGPROChat
+from langchain_gprochat.server import GPROChatServer
+
+from .oracle import OracleBackend
+
+
+@pytest.fixture(scope="class", autouse=True)
+def _oracle_server(request: pytest.FixtureRequest) -> Iterator[None]:
+    with GPROChatServer(backend=OracleBackend()) as server:
+        request.cls.base_url = server.url
+        yield
+
+
+class TestChatGPROChatStandard(ChatModelIntegrationTests):
+    base_url: str = ""  # set by the class-scoped server fixture
+
+    @property
+    def chat_model_class(self) -> type[ChatGPROChat]:
+        return ChatGPROChat
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {"model": "gemini-1.5-pro", "base_url": self.base_url}
+
+    @property
+    def standard_chat_model_params(self) -> dict[str, Any]:
+        # The endpoint has no sampling or length settings and no API key: ChatGPROChat
+        # rejects them by design (langchain-tests 1.1.9 passes none here; this keeps it so).
+        params = super().standard_chat_model_params
+        for unsupported in ("temperature", "max_tokens", "api_key"):
+            params.pop(unsupported, None)
+        return params
+
+    @property
+    def model_override_value(self) -> str:
+        # `model` is a per-call label reported in response_metadata["model_name"].
+        return "gemini-2.0-flash"
+
+    @property
+    def supports_json_mode(self) -> bool:
+        # Prompt-based: JSON_MODE_INSTRUCTIONS plus a JSON parser.
+        return True
+
+    @property
+    def returns_usage_metadata(self) -> bool:
+        # The endpoint streams plain text with no token counts.
+        return False
+
+    @property
+    def supports_image_inputs(self) -> bool:
+        # The protocol carries text parts only; image blocks raise ValueError.
+        return False
+
+    @property
+    def supports_image_urls(self) -> bool:
+        # The protocol carries text parts only.
+        return False
+
+    @property
+    def supports_pdf_inputs(self) -> bool:
+        # The protocol carries text parts only; file blocks raise ValueError.
+        return False
+
+    @property
+    def supports_audio_inputs(self) -> bool:
+        # The protocol carries text parts only; audio blocks raise ValueError.
+        return False
+
+    @property
+    def supports_video_inputs(self) -> bool:
+        # The protocol carries text parts only.
+        return False
+
+    @property
+    def supports_image_tool_message(self) -> bool:
+        # Tool results are rendered as text turns; image blocks cannot be sent.
+        return False
+
+    @property
+    def supports_pdf_tool_message(self) -> bool:
+        # Tool results are rendered as text turns; file blocks cannot be sent.
+        return False
+
+    @property
+    def supports_anthropic_inputs(self) -> bool:
+        # The test sends an Anthropic "thinking" block, which a text-only endpoint cannot take.
+        return False
+
+    @property
+    def enable_vcr_tests(self) -> bool:
+        # test_stream_time benchmarks recorded cassettes; there is no remote API to record.
+        return False
