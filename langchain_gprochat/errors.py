@@ -85,17 +85,40 @@ class StreamInterruptedError(GPROChatError):
     """The answer broke off after part of it had already been delivered.
 
     It is never retried automatically, since the caller has already seen ``partial_text``.
+    It is also what a stream that kept failing before any text arrived raises once the
+    retries are spent (``delivered_chars == 0``).
+
+    Attributes:
+        reason: why the stream broke off.
+        partial_text: the text delivered before the break.
+        delivered_chars: how many characters had been delivered (``len(partial_text)``
+            unless the transport was told not to keep the text).
+        url: the URL that was requested.
     """
 
-    def __init__(self, reason: str, *, partial_text: str, url: str) -> None:
-        message = (
-            f"the answer from {url} was interrupted after {len(partial_text)} characters "
-            f"had arrived: {reason}. The partial text is in `partial_text`; the request was "
-            "not retried because part of the answer had already been delivered."
-        )
+    def __init__(
+        self, reason: str, *, partial_text: str, url: str, chars: int | None = None
+    ) -> None:
+        arrived = len(partial_text) if chars is None else chars
+        if not arrived:
+            message = (
+                f"the answer from {url} broke off before any text arrived: {reason}."
+            )
+        else:
+            kept = (
+                "The partial text is in `partial_text`"
+                if len(partial_text) == arrived
+                else "The partial text was not kept (keep_partial=False)"
+            )
+            message = (
+                f"the answer from {url} was interrupted after {arrived} characters had "
+                f"arrived: {reason}. {kept}; the request was not retried because part of "
+                "the answer had already been delivered."
+            )
         super().__init__(message)
         self.reason = reason
         self.partial_text = partial_text
+        self.delivered_chars = arrived
         self.url = url
 
 

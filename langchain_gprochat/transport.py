@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import email.utils
+import io
 import logging
 import random
 import ssl
@@ -55,6 +56,8 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 """Statuses retried with backoff; 400, 401 and 413 never are."""
 
 _READ_SIZE = 65536
+_INLINE_BODY_MAX = 1 << 20
+"""Larger request bodies are sent from a ``BytesIO`` (aiohttp warns about raw bytes)."""
 _MARKER_HEAD = INTERRUPTION_MARKER[0]
 
 
@@ -99,15 +102,13 @@ class _Watchdog:
     instead of scheduling a new one for every chunk.
     """
 
-    def __init__(self, settings: TransportSettings) -> None:
+    def __init__(self, settings: TransportSettings, deadline_total: float | None) -> None:
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.current_task()
         self._settings = settings
-        now = self._loop.time()
-        total = settings.total_timeout
-        self._deadline_total = None if total is None else now + total
+        self._deadline_total = deadline_total
         self._phase: TimeoutKind = "first_byte"
-        self._wait_started = now
+        self._wait_started = self._loop.time()
         self._handle: asyncio.TimerHandle | None = None
         self.waiting = False
         self.fired: TimeoutKind | None = None
@@ -117,8 +118,13 @@ class _Watchdog:
         self._phase = phase
         self._wait_started = self._loop.time()
         self.waiting = True
-        if self._handle is None:
-            self._arm()
+        handle = self._handle
+        if handle is not None:
+            when = self._limit()
+            if when is not None and handle.when() <= when:
+                return  # the armed timer fires first and re-arms for this wait
+            handle.cancel()  # this wait's limit is earlier (e.g. chunk gap < first byte)
+        self._arm()
 
     def end(self) -> None:
         """Stop waiting (data arrived)."""
@@ -144,9 +150,11 @@ class _Watchdog:
 
     def _fire(self) -> None:
         self._handle = None
+        if not self.waiting:
+            return  # the caller holds a chunk; begin() re-arms when the wait resumes
         now = self._loop.time()
         when = self._limit()
-        if not self.waiting or when is None or now < when:
+        if when is None or now < when:
             self._arm()
             return
         total = self._deadline_total
@@ -176,6 +184,25 @@ def _parse_retry_after(value: str | None) -> float | None:
         if parsed is None:
             return None
         return max(0.0, parsed.timestamp() - time.time())
+
+
+class _Delivered:
+    """What reached the caller: a count of characters, and the text if it is kept."""
+
+    __slots__ = ("chars", "parts")
+
+    def __init__(self, keep_text: bool) -> None:
+        self.chars = 0
+        self.parts: list[str] | None = [] if keep_text else None
+
+    def add(self, text: str) -> None:
+        self.chars += len(text)
+        if self.parts is not None:
+            self.parts.append(text)
+
+    def interrupted(self, reason: str, url: str) -> StreamInterruptedError:
+        text = "" if self.parts is None else "".join(self.parts)
+        return StreamInterruptedError(reason, partial_text=text, url=url, chars=self.chars)
 
 
 class _MarkerGuard:
@@ -276,27 +303,39 @@ class Transport:
 
     # -- streaming --------------------------------------------------------------------
 
-    async def stream(self, body_factory: Callable[[], bytes]) -> AsyncIterator[str]:
+    async def stream(
+        self, body_factory: Callable[[], bytes], *, keep_partial: bool = True
+    ) -> AsyncIterator[str]:
         """Post a freshly built body and yield the answer text as it arrives.
 
-        ``body_factory`` is called once per attempt, so that every retry is signed with
-        a fresh timestamp.
+        ``total_timeout`` bounds the whole call, retries and backoff included; a retry
+        whose backoff would outlast it is not made, and the last error is raised.
+
+        Args:
+            body_factory: called once per attempt, so that every retry is signed with a
+                fresh timestamp.
+            keep_partial: keep references to the text yielded so far, for
+                ``StreamInterruptedError.partial_text``. With ``False`` the transport
+                holds no answer text at all, so its memory stays within a few reads
+                whatever the answer's size (for callers that forward and drop the text);
+                ``partial_text`` is then empty and ``delivered_chars`` still counts.
         """
         s = self.settings
+        loop = asyncio.get_running_loop()
+        total = s.total_timeout
+        deadline = None if total is None else loop.time() + total
         attempt = 0
         while True:
-            delivered = False
             try:
-                async for text in self._attempt(body_factory()):
-                    delivered = True
+                async for text in self._attempt(body_factory(), deadline, keep_partial):
                     yield text
                 return
             except _Retry as retry:
-                if delivered:  # pragma: no cover - _attempt never retries after delivery
-                    raise retry.error from None
-                if attempt >= s.max_retries:
-                    raise retry.error from None
                 delay = self._backoff(attempt, retry.retry_after)
+                if attempt >= s.max_retries or (
+                    deadline is not None and loop.time() + delay >= deadline
+                ):
+                    raise retry.error from None
                 attempt += 1
                 logger.warning(
                     "gprochat request to %s failed (%s); retry %d of %d in %.2fs",
@@ -312,15 +351,18 @@ class Transport:
         jitter: float = random.random()
         return ceiling * (0.5 + jitter / 2)
 
-    async def _attempt(self, body: bytes) -> AsyncIterator[str]:
+    async def _attempt(
+        self, body: bytes, deadline: float | None, keep_partial: bool
+    ) -> AsyncIterator[str]:
         s = self.settings
         session = await self.session()
-        watchdog = _Watchdog(s)
+        watchdog = _Watchdog(s, deadline)
         response: aiohttp.ClientResponse | None = None
-        delivered: list[str] = []
+        delivered = _Delivered(keep_partial)
         try:
             watchdog.begin("first_byte")
-            response = await session.post(s.url, data=body, proxy=_http_proxy(s.proxy))
+            data = body if len(body) <= _INLINE_BODY_MAX else io.BytesIO(body)
+            response = await session.post(s.url, data=data, proxy=_http_proxy(s.proxy))
             if response.status != 200:
                 status = await _status_error(response, s.url)
                 if status.status_code in RETRY_STATUSES:
@@ -334,10 +376,8 @@ class Transport:
                 raise
             _uncancel()
             error = APITimeoutError(kind, watchdog.timeout_of(kind), url=s.url)
-            if delivered:
-                raise StreamInterruptedError(
-                    str(error), partial_text="".join(delivered), url=s.url
-                ) from None
+            if delivered.chars:
+                raise delivered.interrupted(error.message.rstrip("."), s.url) from None
             if kind == "first_byte":
                 raise _Retry(error) from None
             raise error from None
@@ -349,7 +389,7 @@ class Transport:
                 response.close()
 
     async def _read(
-        self, response: aiohttp.ClientResponse, watchdog: _Watchdog, delivered: list[str]
+        self, response: aiohttp.ClientResponse, watchdog: _Watchdog, delivered: _Delivered
     ) -> AsyncIterator[str]:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         guard = _MarkerGuard()
@@ -364,33 +404,31 @@ class Transport:
             if not replaced and "\ufffd" in text:
                 replaced = _warn_replaced(self.settings.url)
             if text:
-                delivered.append(text)
+                delivered.add(text)
                 yield text
             watchdog.begin("between_chunks")
         tail = guard.feed(decoder.decode(b"", final=True))
-        held = guard.held
-        if held == INTERRUPTION_MARKER:
-            error = StreamInterruptedError(
+        failed = guard.held == INTERRUPTION_MARKER
+        if not failed:
+            tail += guard.held
+        if tail:
+            delivered.add(tail)
+            yield tail
+        if failed:
+            reason = (
                 f'the server ended the stream with "{INTERRUPTION_MARKER}" (the model '
-                "failed mid-answer)",
-                partial_text="".join(delivered) + tail,
-                url=self.settings.url,
+                "failed mid-answer)"
             )
-            if delivered or tail:
+            error = delivered.interrupted(reason, self.settings.url)
+            if delivered.chars:
                 raise error
             raise _Retry(error)
-        if tail or held:
-            delivered.append(tail + held)
-            yield tail + held
 
-    def _client_error(self, exc: aiohttp.ClientError, delivered: list[str]) -> Exception:
+    def _client_error(self, exc: aiohttp.ClientError, delivered: _Delivered) -> Exception:
         url = self.settings.url
-        if delivered:
-            return StreamInterruptedError(
-                f"the connection broke ({type(exc).__name__}: {exc})",
-                partial_text="".join(delivered),
-                url=url,
-            )
+        broke = f"the connection broke ({type(exc).__name__}: {exc})"
+        if delivered.chars:
+            return delivered.interrupted(broke, url)
         if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ServerTimeoutError):
             timeout = float(self.settings.connect_timeout or 0.0)
             return _Retry(APITimeoutError("connect", timeout, url=url))
@@ -401,13 +439,7 @@ class Transport:
                 url=url,
             )
         if isinstance(exc, aiohttp.ClientPayloadError):
-            return _Retry(
-                StreamInterruptedError(
-                    f"the connection broke before any text arrived ({exc})",
-                    partial_text="",
-                    url=url,
-                )
-            )
+            return _Retry(delivered.interrupted(broke, url))
         return _Retry(
             APIConnectionError(
                 f"could not get an answer from {url}: {type(exc).__name__}: {exc}", url=url
