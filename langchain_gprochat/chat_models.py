@@ -90,8 +90,8 @@ class ChatGPROChat(BaseChatModel):
         .. code-block:: bash
 
             pip install langchain-gprochat
-            gprochat-server  # optional: a local endpoint on http://127.0.0.1:8080
-            export GPROCHAT_BASE_URL="http://127.0.0.1:8080"
+            gprochat-server  # optional: a local endpoint on http://127.0.0.1:3000
+            export GPROCHAT_BASE_URL="http://127.0.0.1:3000"
 
     Key init args — connection:
         base_url: str
@@ -127,7 +127,7 @@ class ChatGPROChat(BaseChatModel):
 
             from langchain_gprochat import ChatGPROChat
 
-            llm = ChatGPROChat(base_url="http://127.0.0.1:8080")
+            llm = ChatGPROChat(base_url="http://127.0.0.1:3000")
 
     Invoke:
         .. code-block:: python

@@ -59,6 +59,7 @@ _READ_SIZE = 65536
 _INLINE_BODY_MAX = 1 << 20
 """Larger request bodies are sent from a ``BytesIO`` (aiohttp warns about raw bytes)."""
 _MARKER_HEAD = INTERRUPTION_MARKER[0]
+_REPLACEMENT_BYTES = "\ufffd".encode()
 
 
 @dataclass(frozen=True)
@@ -400,9 +401,10 @@ class Transport:
             watchdog.end()
             if not data:
                 break
-            text = guard.feed(decoder.decode(data))
-            if not replaced and "\ufffd" in text:
-                replaced = _warn_replaced(self.settings.url)
+            decoded = decoder.decode(data)
+            if not replaced and "\ufffd" in decoded:
+                replaced = _warn_if_replaced(decoded, data, self.settings.url)
+            text = guard.feed(decoded)
             if text:
                 delivered.add(text)
                 yield text
@@ -470,7 +472,10 @@ def _http_proxy(proxy: str | None) -> str | None:
     return None if proxy is None or proxy.startswith("socks") else proxy
 
 
-def _warn_replaced(url: str) -> bool:
+def _warn_if_replaced(decoded: str, data: bytes, url: str) -> bool:
+    """Warn when the decoder replaced bytes (a U+FFFD the server sent itself is fine)."""
+    if decoded.count("\ufffd") <= data.count(_REPLACEMENT_BYTES):
+        return False
     logger.warning(
         "the answer from %s contains bytes that are not valid UTF-8; they were replaced "
         "with U+FFFD",

@@ -591,6 +591,17 @@ async def test_invalid_utf8_is_replaced_and_logged_once(
     ]
 
 
+async def test_replacement_character_sent_by_the_server_is_not_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with (
+        GPROChatServer(backend=ScriptedBackend([["a\ufffdb", "c"]])) as server,
+        ChatGPROChat(base_url=server.url) as llm,
+    ):
+        assert (await llm.ainvoke("q")).content == "a\ufffdbc"
+    assert [r for r in caplog.records if r.name == "langchain_gprochat"] == []
+
+
 @pytest.mark.parametrize("api", APIS)
 async def test_mid_stream_internal_server_error(srv: GPROChatServer, api: Api) -> None:
     outcome = await run_once(srv.url, "mid_stream_error=1", api=api, srv=srv)
