@@ -18,8 +18,9 @@ __all__ = ["LoopThread"]
 
 T = TypeVar("T")
 
-_HIGH_WATER = 256
-"""Items buffered ahead of a slow sync consumer before the producer pauses."""
+_HIGH_WATER = 1 << 20
+"""Characters (items, for non-text items) buffered ahead of a slow sync consumer before
+the producer pauses."""
 
 
 class _Pump(Generic[T]):
@@ -28,6 +29,7 @@ class _Pump(Generic[T]):
     def __init__(self, agen: AsyncIterator[T]) -> None:
         self._agen = agen
         self._buffer: list[T] = []
+        self._buffered = 0
         self._ready = asyncio.Event()
         self._drained = asyncio.Event()
         self._done = False
@@ -38,8 +40,9 @@ class _Pump(Generic[T]):
         try:
             async for item in self._agen:
                 self._buffer.append(item)
+                self._buffered += len(item) if isinstance(item, str) else 1
                 self._ready.set()
-                if len(self._buffer) >= _HIGH_WATER:
+                if self._buffered >= _HIGH_WATER:
                     self._drained.clear()
                     await self._drained.wait()
         except BaseException as exc:  # handed over to the sync side
@@ -52,7 +55,7 @@ class _Pump(Generic[T]):
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
         await self._ready.wait()
-        items, self._buffer = self._buffer, []
+        items, self._buffer, self._buffered = self._buffer, [], 0
         if not self._done:
             self._ready.clear()
         self._drained.set()
