@@ -99,14 +99,20 @@ class _Watchdog:
     """Cancels the waiting task when the first-byte, chunk-gap or total timeout passes.
 
     It only ever cancels while the transport itself is awaiting the network
-    (``waiting``), never while the caller is busy with a chunk, and it re-arms one timer
-    instead of scheduling a new one for every chunk.
+    (``waiting``), never while the caller is busy with a chunk. Starting a wait costs
+    no timer operation: the single timer is always armed no later than the shortest
+    configured gap from now (``_horizon``), so whatever wait starts before it fires has
+    a later limit; when it fires, it checks the current wait and re-arms.
     """
 
     def __init__(self, settings: TransportSettings, deadline_total: float | None) -> None:
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.current_task()
+        self._first_byte = settings.first_byte_timeout
+        self._chunk = settings.chunk_timeout
         self._settings = settings
+        gaps = [g for g in (self._first_byte, self._chunk) if g is not None]
+        self._horizon = min(gaps) if gaps else None
         self._deadline_total = deadline_total
         self._phase: TimeoutKind = "first_byte"
         self._wait_started = self._loop.time()
@@ -119,13 +125,8 @@ class _Watchdog:
         self._phase = phase
         self._wait_started = self._loop.time()
         self.waiting = True
-        handle = self._handle
-        if handle is not None:
-            when = self._limit()
-            if when is not None and handle.when() <= when:
-                return  # the armed timer fires first and re-arms for this wait
-            handle.cancel()  # this wait's limit is earlier (e.g. chunk gap < first byte)
-        self._arm()
+        if self._handle is None:
+            self._arm()
 
     def end(self) -> None:
         """Stop waiting (data arrived)."""
@@ -138,15 +139,19 @@ class _Watchdog:
             self._handle = None
 
     def _limit(self) -> float | None:
-        s = self._settings
-        gap = s.first_byte_timeout if self._phase == "first_byte" else s.chunk_timeout
-        deadlines = [d for d in (self._deadline_total,) if d is not None]
-        if gap is not None:
-            deadlines.append(self._wait_started + gap)
-        return min(deadlines) if deadlines else None
+        """When the current wait times out (``None``: never)."""
+        gap = self._first_byte if self._phase == "first_byte" else self._chunk
+        limit = None if gap is None else self._wait_started + gap
+        total = self._deadline_total
+        if total is not None and (limit is None or total < limit):
+            return total
+        return limit
 
     def _arm(self) -> None:
         when = self._limit()
+        if self._horizon is not None:
+            horizon = self._loop.time() + self._horizon
+            when = horizon if when is None else min(when, horizon)
         self._handle = None if when is None else self._loop.call_at(when, self._fire)
 
     def _fire(self) -> None:
