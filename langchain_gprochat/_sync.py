@@ -105,27 +105,26 @@ class LoopThread:
         If the calling thread is interrupted (KeyboardInterrupt), the coroutine is
         cancelled on the loop before the interruption propagates.
         """
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        try:
-            return future.result()
-        except BaseException:
-            if not future.done():
-                future.cancel()
-            raise
+        return _run_on(self.loop, coro)
 
     def iterate(self, agen: AsyncIterator[T]) -> Iterator[T]:
-        """Iterate an async generator from sync code, yielding items as they arrive."""
+        """Iterate an async generator from sync code, yielding items as they arrive.
+
+        Closing the iterator (breaking out of a ``for`` loop) cancels the generator on
+        the loop; if the loop was stopped meanwhile, its shutdown already did.
+        """
+        loop = self.loop
         pump = _Pump(agen)
         done = False
         try:
             while not done:
-                items, done, error = self.run(pump.take())
+                items, done, error = _run_on(loop, pump.take())
                 yield from items
                 if done and error is not None:
                     raise error
         finally:
-            if not done:
-                self.run(pump.cancel())
+            if not done and not loop.is_closed():
+                _run_on(loop, pump.cancel())
 
     def stop(self, final: Coroutine[Any, Any, None] | None = None) -> None:
         """Run ``final`` (for example closing sessions), then stop and join the thread."""
@@ -140,6 +139,16 @@ class LoopThread:
             asyncio.run_coroutine_threadsafe(final, loop).result()
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
+
+
+def _run_on(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
+    future = asyncio.run_coroutine_threadsafe(coro, loop)
+    try:
+        return future.result()
+    except BaseException:
+        if not future.done():
+            future.cancel()
+        raise
 
 
 def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:

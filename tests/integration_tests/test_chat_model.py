@@ -130,12 +130,11 @@ def test_streaming_callbacks_see_every_token() -> None:
 
 
 def test_stop_sequence_cuts_answer_and_closes_connection() -> None:
-    backend = _GateBackend(first="alpha STOP beta", second="gamma")
+    backend = _EndlessBackend(first="alpha STOP beta")
     with GPROChatServer(backend=backend) as srv, ChatGPROChat(base_url=srv.url) as llm:
         chunks = list(llm.stream("go", stop=["STOP"]))
         assert "".join(str(c.content) for c in chunks) == "alpha "
         assert chunks[-1].response_metadata["finish_reason"] == "stop"
-        backend.client_saw_first.set()  # the server writes again and meets the closed socket
         wait_until(lambda: srv.stats.client_disconnects == 1, "the server to see the close")
 
 
@@ -302,6 +301,24 @@ class _GateBackend:
         self.finished.set()
 
 
+class _EndlessBackend:
+    """Streams ``first``, then a dot every 10 ms (at most 30 s) until the client leaves.
+
+    A write to a socket the client has just closed can still succeed (it only fills the
+    kernel buffer), so a server notices a disconnect at one of the following writes;
+    writing on makes that certain without any timing assumption.
+    """
+
+    def __init__(self, first: str = "first ") -> None:
+        self.first = first
+
+    async def stream(self, turns: list[Turn]) -> AsyncIterator[str]:
+        yield self.first
+        for _ in range(3000):
+            await asyncio.sleep(0.01)
+            yield "."
+
+
 def test_sync_stream_yields_before_the_answer_ends() -> None:
     backend = _GateBackend()
     with GPROChatServer(backend=backend) as srv, ChatGPROChat(base_url=srv.url) as llm:
@@ -327,15 +344,17 @@ async def test_async_stream_yields_before_the_answer_ends() -> None:
 
 
 def test_breaking_out_of_sync_stream_closes_the_response() -> None:
-    backend = _GateBackend()
+    backend = _EndlessBackend()
     with GPROChatServer(backend=backend) as srv, ChatGPROChat(base_url=srv.url) as llm:
         for chunk in llm.stream("go"):
             assert chunk.content == "first "
             break
-        backend.client_saw_first.set()  # the server writes again and meets the closed socket
         wait_until(lambda: srv.stats.client_disconnects == 1, "the server to see the disconnect")
-        assert srv.stats.active_streams == 0
-        assert llm.invoke("again").content == "first second"  # the pool still works
+        wait_until(lambda: srv.stats.active_streams == 0, "the stream to end on the server")
+        # The pool still works: the next call gets a fresh answer on a good connection.
+        again = llm.stream("again")
+        assert next(again).content == "first "
+        again.close()
 
 
 def test_one_connection_serves_sequential_sync_calls(server: GPROChatServer) -> None:
