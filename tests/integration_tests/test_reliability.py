@@ -886,5 +886,11 @@ async def test_repeated_failures_leave_no_connection_in_use(
         assert len(connector._acquired) == 0
     finally:
         await close_and_check(llm, srv)
-    assert srv.stats.requests == len(APIS) * 2
-    assert len({type(o.error) for o in outcomes}) == 1
+    if fault == "delay_first_byte=5":
+        # The client gives up after 0.1 s; on a loaded machine the server may not have
+        # read a request by then, so only the client's side is exact here.
+        assert {type(o.error) for o in outcomes} == {APITimeoutError}
+        assert {cast(APITimeoutError, o.error).kind for o in outcomes} == {"first_byte"}
+    else:
+        assert srv.stats.requests == len(APIS) * 2
+        assert len({type(o.error) for o in outcomes}) == 1
