@@ -21,7 +21,7 @@ GPROChatError
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 __all__ = [
     "APIConnectionError",
@@ -147,14 +147,19 @@ class APIStatusError(GPROChatError):
     ) -> None:
         shown = server_message or "(empty body)"
         message = f"{status_code} from {url}: {shown}"
-        if self.hint:
-            message = f"{message} ({self.hint})"
+        hint = self._hint(server_message)
+        if hint:
+            message = f"{message} ({hint})"
         super().__init__(message)
         self.status_code = status_code
         self.server_message = server_message
         self.server_code = server_code
         self.url = url
         self.retry_after = retry_after
+
+    def _hint(self, server_message: str) -> str:
+        """What to do about it, shown after the server's message."""
+        return self.hint
 
 
 class BadRequestError(APIStatusError):
@@ -169,42 +174,23 @@ class AuthenticationError(APIStatusError):
     ``reason`` is ``"password"``, ``"signature"``, ``"expired"`` or ``"unknown"``.
     """
 
-    def __init__(
-        self,
-        status_code: int,
-        server_message: str,
-        *,
-        url: str,
-        server_code: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
+    reason: Literal["password", "signature", "expired", "unknown"]
+
+    _HINTS: ClassVar[dict[str, str]] = {
+        "password": "the site password was refused: set `password` (or GPROCHAT_PASSWORD) "
+        "to one the deployment accepts",
+        "signature": "the request signature was refused: set `secret_key` (or "
+        "GPROCHAT_SECRET_KEY) to the deployment's PUBLIC_SECRET_KEY",
+        "expired": "the server refused the request time: check this machine's clock",
+        "unknown": "check `password` and `secret_key`",
+    }
+
+    def _hint(self, server_message: str) -> str:
         lowered = server_message.lower()
-        self.reason: Literal["password", "signature", "expired", "unknown"]
-        if "password" in lowered:
-            self.reason = "password"
-            self.hint = (
-                "the site password was refused: set `password` (or GPROCHAT_PASSWORD) "
-                "to one the deployment accepts"
-            )
-        elif "signature" in lowered:
-            self.reason = "signature"
-            self.hint = (
-                "the request signature was refused: set `secret_key` (or "
-                "GPROCHAT_SECRET_KEY) to the deployment's PUBLIC_SECRET_KEY"
-            )
-        elif "expired" in lowered:
-            self.reason = "expired"
-            self.hint = "the server refused the request time: check this machine's clock"
-        else:
-            self.reason = "unknown"
-            self.hint = "check `password` and `secret_key`"
-        super().__init__(
-            status_code,
-            server_message,
-            url=url,
-            server_code=server_code,
-            retry_after=retry_after,
+        self.reason = next(
+            (r for r in ("password", "signature", "expired") if r in lowered), "unknown"
         )
+        return self._HINTS[self.reason]
 
 
 class PayloadTooLargeError(APIStatusError):

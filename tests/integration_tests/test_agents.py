@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -30,7 +29,7 @@ from pydantic import BaseModel, Field, ValidationError
 from typing_extensions import TypedDict
 
 from langchain_gprochat import ChatGPROChat
-from langchain_gprochat.protocol import Turn, messages_to_turns, turn_text
+from langchain_gprochat.protocol import messages_to_turns, turn_text
 from langchain_gprochat.server import GPROChatServer, ScriptedBackend
 from langchain_gprochat.structured import JSON_MODE_INSTRUCTIONS, JSON_SCHEMA_INSTRUCTIONS
 from langchain_gprochat.tools import (
@@ -39,6 +38,7 @@ from langchain_gprochat.tools import (
     tool_instructions,
 )
 
+from ._support import GateBackend
 from .oracle import FIXED_PHRASE, OracleBackend, oracle_reply, synthesize
 
 
@@ -240,26 +240,8 @@ def test_merge_limitation_of_langchain_core_itself() -> None:
     assert calls(total) == [("get_weather", {"city": "Par"})]  # a wrong call, were it run
 
 
-class _GateBackend:
-    """Streams ``first``, then waits until the test releases the rest."""
-
-    def __init__(self, first: str, rest: str) -> None:
-        self.first, self.rest = first, rest
-        self.release = threading.Event()
-        self.finished = threading.Event()
-
-    async def stream(self, turns: list[Turn]) -> AsyncIterator[str]:
-        yield self.first
-        for _ in range(3000):  # at most 30 s, cancellable when the server stops
-            if self.release.is_set():
-                break
-            await asyncio.sleep(0.01)
-        yield self.rest if self.release.is_set() else "timeout"
-        self.finished.set()
-
-
 def test_prose_streams_before_the_call_arrives() -> None:
-    backend = _GateBackend("Let me check the weather. ", CALL)
+    backend = GateBackend("Let me check the weather. ", CALL)
     with GPROChatServer(backend=backend) as srv, ChatGPROChat(base_url=srv.url) as llm:
         stream = llm.bind_tools(TOOLS).stream("Weather in Paris?")
         first = next(stream)
@@ -274,7 +256,7 @@ def test_prose_streams_before_the_call_arrives() -> None:
 
 
 async def test_prose_streams_before_the_call_arrives_async() -> None:
-    backend = _GateBackend("Let me check the weather. ", CALL)
+    backend = GateBackend("Let me check the weather. ", CALL)
     async with GPROChatServer(backend=backend) as srv, ChatGPROChat(base_url=srv.url) as llm:
         stream = llm.bind_tools(TOOLS).astream("Weather in Paris?")
         first = await stream.__anext__()

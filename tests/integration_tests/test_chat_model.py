@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -19,7 +18,7 @@ from langchain_gprochat import AuthenticationError, ChatGPROChat
 from langchain_gprochat.protocol import Turn, turn_text
 from langchain_gprochat.server import GPROChatServer, ScriptedBackend
 
-from ._support import expected_echo, wait_until
+from ._support import GateBackend, expected_echo, serve_generate, wait_until
 
 QUESTION = "Привет, мир 🌍 — how are you?"
 
@@ -108,17 +107,17 @@ def test_lcel_chain(llm: ChatGPROChat) -> None:
 
 
 class _Tokens(BaseCallbackHandler):
-    def __init__(self, gate: _GateBackend) -> None:
+    def __init__(self, gate: GateBackend) -> None:
         self.tokens: list[str] = []
         self.gate = gate
 
     def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
         self.tokens.append(token)
-        self.gate.client_saw_first.set()
+        self.gate.release.set()
 
 
 def test_streaming_callbacks_see_every_token() -> None:
-    backend = _GateBackend()
+    backend = GateBackend()
     handler = _Tokens(backend)
     with GPROChatServer(backend=backend) as srv, ChatGPROChat(
         base_url=srv.url, streaming=True, callbacks=[handler]
@@ -262,43 +261,16 @@ async def test_multibyte_characters_split_at_every_byte_offset() -> None:
         await response.write_eof()
         return response
 
-    app = web.Application()
-    app.router.add_post("/api/generate", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
+    async with serve_generate(handler) as base_url:
         for cut in range(len(data) + 1):
             async with ChatGPROChat(
-                base_url=f"http://127.0.0.1:{port}", default_headers={"X-Cut": str(cut)}
+                base_url=base_url, default_headers={"X-Cut": str(cut)}
             ) as llm:
                 chunks = [str(c.content) async for c in llm.astream("x")]
                 whole = (await llm.ainvoke("x")).content
             assert "".join(chunks) == answer, cut
             assert whole == answer, cut
             assert all("\ufffd" not in c for c in chunks)
-    finally:
-        await runner.cleanup()
-
-
-class _GateBackend:
-    """Streams "first", then waits until the test says the client has seen it."""
-
-    def __init__(self, first: str = "first ", second: str = "second") -> None:
-        self.first, self.second = first, second
-        self.client_saw_first = threading.Event()
-        self.finished = threading.Event()
-
-    async def stream(self, turns: list[Turn]) -> AsyncIterator[str]:
-        yield self.first
-        for _ in range(3000):  # at most 30 s, cancellable when the server stops
-            if self.client_saw_first.is_set():
-                break
-            await asyncio.sleep(0.01)
-        yield self.second if self.client_saw_first.is_set() else "timeout"
-        self.finished.set()
 
 
 class _EndlessBackend:
@@ -320,25 +292,25 @@ class _EndlessBackend:
 
 
 def test_sync_stream_yields_before_the_answer_ends() -> None:
-    backend = _GateBackend()
+    backend = GateBackend()
     with GPROChatServer(backend=backend) as srv, ChatGPROChat(base_url=srv.url) as llm:
         stream = llm.stream("go")
         first = next(stream)
         assert first.content == "first "
         assert not backend.finished.is_set()
-        backend.client_saw_first.set()
+        backend.release.set()
         rest = "".join(str(c.content) for c in stream)
     assert rest == "second"
 
 
 async def test_async_stream_yields_before_the_answer_ends() -> None:
-    backend = _GateBackend()
+    backend = GateBackend()
     async with GPROChatServer(backend=backend) as srv, ChatGPROChat(base_url=srv.url) as llm:
         stream = llm.astream("go")
         first = await stream.__anext__()
         assert first.content == "first "
         assert not backend.finished.is_set()
-        backend.client_saw_first.set()
+        backend.release.set()
         rest = "".join([str(c.content) async for c in stream])
     assert rest == "second"
 

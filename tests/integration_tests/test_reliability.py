@@ -56,7 +56,7 @@ from langchain_gprochat.server import (
 )
 from langchain_gprochat.transport import Transport, TransportSettings
 
-from ._support import async_wait_until, expected_echo, wait_until
+from ._support import async_wait_until, expected_echo, serve_generate, wait_until
 
 QUESTION = "Привет, мир 🌍 — ça va?"
 EXPECTED = expected_echo(QUESTION)
@@ -829,16 +829,8 @@ async def _recording_stub(
             return web.Response(status=503, text='{"error":{"message":"busy"}}')
         return web.Response(text="done")
 
-    app = web.Application()
-    app.router.add_post("/api/generate", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}", bodies
-    finally:
-        await runner.cleanup()
+    async with serve_generate(handler) as base_url:
+        yield base_url, bodies
 
 
 async def test_each_retry_is_signed_with_a_fresh_timestamp(

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
-from langchain_gprochat import ChatGPROChat
 from langchain_gprochat.server import GPROChatServer
+from tests.standard_properties import GPROChatSuiteProperties
 
 from .oracle import OracleBackend
 
@@ -28,40 +28,12 @@ def _oracle_server(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
 
 
-class TestChatGPROChatStandard(ChatModelIntegrationTests):
+class TestChatGPROChatStandard(GPROChatSuiteProperties, ChatModelIntegrationTests):
     base_url: str = ""  # set by the class-scoped server fixture
-
-    @property
-    def chat_model_class(self) -> type[ChatGPROChat]:
-        return ChatGPROChat
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {"model": "gemini-1.5-pro", "base_url": self.base_url}
-
-    @property
-    def standard_chat_model_params(self) -> dict[str, Any]:
-        # The endpoint has no sampling or length settings and no API key: ChatGPROChat
-        # rejects them by design (langchain-tests 1.1.9 passes none here; this keeps it so).
-        params = super().standard_chat_model_params
-        for unsupported in ("temperature", "max_tokens", "api_key"):
-            params.pop(unsupported, None)
-        return params
-
-    @property
-    def model_override_value(self) -> str:
-        # `model` is a per-call label reported in response_metadata["model_name"].
-        return "gemini-2.0-flash"
-
-    @property
-    def supports_json_mode(self) -> bool:
-        # Prompt-based: JSON_MODE_INSTRUCTIONS plus a JSON parser.
-        return True
-
-    @property
-    def returns_usage_metadata(self) -> bool:
-        # The endpoint streams plain text with no token counts.
-        return False
 
     @property
     def supports_image_inputs(self) -> bool:
