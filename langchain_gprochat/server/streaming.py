@@ -160,6 +160,16 @@ async def stream_answer(
     response = AnswerResponse()
     sink = _Sink(response, plan.close_after_bytes)
     stats.active_streams += 1
+    counted = False
+
+    def count() -> None:
+        nonlocal counted
+        if not counted:
+            counted = True
+            stats.active_streams -= 1
+            if response.prepared:
+                stats.record(200, response.body_bytes)
+
     try:
         await response.prepare(request)
         if first is not None:
@@ -168,6 +178,9 @@ async def stream_answer(
             raise _CutOff
         if _client_gone(request):  # it left before the end of the body reached it
             raise ConnectionResetError("the client went away")
+        # Count before the end reaches the client: once it has the whole answer, the
+        # stats already say so.
+        count()
         await response.write_eof()
     except _CutOff:
         _cut_connection(request)
@@ -179,8 +192,6 @@ async def stream_answer(
             stats.client_disconnects += 1
         raise
     finally:
-        stats.active_streams -= 1
-        if response.prepared:
-            stats.record(200, response.body_bytes)
+        count()
         await _aclose(rest)
     return response

@@ -28,9 +28,6 @@ def _report_module() -> ModuleType:
 
 @pytest.mark.timeout(180)
 def test_bench_tiny_writes_table(tmp_path: Path) -> None:
-    pytest.importorskip("trustme")
-    pytest.importorskip("matplotlib")
-    pytest.importorskip("pyinstrument")
     out = tmp_path / "README.md"
     subprocess.run(
         [sys.executable, str(BENCH / "run.py"), "--size", "tiny", "--out", str(out)],

@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import trustme
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
 from langchain_gprochat.protocol import (
@@ -922,7 +923,6 @@ def test_settings_never_show_secrets() -> None:
 
 
 async def test_https_with_trustme(session: aiohttp.ClientSession) -> None:
-    trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(server_context)
