@@ -57,8 +57,43 @@ _UNSUPPORTED = {
 }
 
 
+class _Lock:
+    """A lock that copies and pickles as a new lock, so that models can be copied."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Lock:
+        return _Lock()
+
+    def __reduce__(self) -> tuple[type[_Lock], tuple[()]]:
+        return (_Lock, ())
+
+
+def _no_client() -> None:
+    return None
+
+
 class _Client:
-    """The per-model network resources: a transport and the sync loop thread."""
+    """The per-model network resources: a transport and the sync loop thread.
+
+    A deep copy or an unpickled model starts without any (they are made on first use);
+    a shallow copy shares them.
+    """
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> None:
+        return None
+
+    def __reduce__(self) -> tuple[Callable[[], None], tuple[()]]:
+        return (_no_client, ())
 
     def __init__(self, settings: TransportSettings) -> None:
         self.transport = Transport(settings)
@@ -266,7 +301,7 @@ class ChatGPROChat(BaseChatModel):
     """Size of the connection pool of each session."""
 
     _client: _Client | None = PrivateAttr(default=None)
-    _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _client_lock: _Lock = PrivateAttr(default_factory=_Lock)
 
     # -- validation -----------------------------------------------------------------
 

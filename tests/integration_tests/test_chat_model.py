@@ -406,3 +406,38 @@ def test_tracing_metadata(server: GPROChatServer) -> None:
     assert run.outputs["generations"][0][0]["text"] == expected_echo("traced")
     for secret in ("tracing-password-value", "2BC120D4-BB36-1B60-26DE-DB630472A3D8"):
         assert secret not in f"{run.serialized}{run.extra}{run.inputs}"
+
+
+@pytest.mark.parametrize(
+    ("how", "shares_resources"),
+    [
+        ("copy", True),
+        ("model_copy", True),
+        ("deepcopy", False),
+        ("model_copy_deep", False),
+        ("pickle", False),
+    ],
+)
+def test_copies_and_pickles_keep_settings_and_work(
+    server: GPROChatServer, how: str, shares_resources: bool
+) -> None:
+    import copy
+    import pickle
+
+    makers = {
+        "copy": copy.copy,
+        "model_copy": lambda m: m.model_copy(),
+        "deepcopy": copy.deepcopy,
+        "model_copy_deep": lambda m: m.model_copy(deep=True),
+        "pickle": lambda m: pickle.loads(pickle.dumps(m)),
+    }
+    with ChatGPROChat(base_url=server.url, password="copied-pw", max_retries=4) as original:
+        original.invoke("warm up")
+        duplicate = makers[how](original)
+        assert (duplicate._client is original._client) is shares_resources
+        assert duplicate.password is not None
+        assert duplicate.password.get_secret_value() == "copied-pw"
+        assert duplicate.max_retries == 4
+        assert duplicate.invoke("copy ✓").content == expected_echo("copy ✓")
+        if not shares_resources:
+            duplicate.close()
