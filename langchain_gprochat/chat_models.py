@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from langchain_gprochat._streaming import Assembler
-from langchain_gprochat._sync import LoopThread
+from langchain_gprochat._sync import PrivateLoop
 from langchain_gprochat.protocol import (
     DEFAULT_BASE_URL,
     DEFAULT_SECRET_KEY,
@@ -83,7 +83,7 @@ def _no_client() -> None:
 
 
 class _Client:
-    """The per-model network resources: a transport and the sync loop thread.
+    """The per-model network resources: a transport and the private sync loop.
 
     A deep copy or an unpickled model starts without any (they are made on first use);
     a shallow copy shares them.
@@ -97,16 +97,16 @@ class _Client:
 
     def __init__(self, settings: TransportSettings) -> None:
         self.transport = Transport(settings)
-        self.loop_thread = LoopThread()
-        self._finalizer = weakref.finalize(self, _shutdown, self.transport, self.loop_thread)
+        self.sync_loop = PrivateLoop()
+        self._finalizer = weakref.finalize(self, _shutdown, self.transport, self.sync_loop)
 
     def close(self) -> None:
         self._finalizer()
 
 
-def _shutdown(transport: Transport, loop_thread: LoopThread) -> None:
-    if loop_thread.started:
-        loop_thread.stop()
+def _shutdown(transport: Transport, sync_loop: PrivateLoop) -> None:
+    if sync_loop.started:
+        sync_loop.stop()
     transport.close_other_loops()
 
 
@@ -217,9 +217,9 @@ class ChatGPROChat(BaseChatModel):
 
     Resources:
         One HTTP session serves all calls on one event loop, and one more (on a private
-        background loop) serves all sync calls. They close when their loop shuts down,
-        when the model is garbage collected, or explicitly with ``close()`` /
-        ``await aclose()`` or ``with ChatGPROChat(...) as llm:``.
+        loop that the calling threads drive) serves all sync calls. They close when
+        their loop shuts down, when the model is garbage collected, or explicitly with
+        ``close()`` / ``await aclose()`` or ``with ChatGPROChat(...) as llm:``.
     """
 
     model_config = ConfigDict(
@@ -588,7 +588,7 @@ class ChatGPROChat(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         body, assembler = self._prepare(messages, stop, kwargs)
         client = self.client
-        texts = client.loop_thread.iterate(client.transport.stream(body))
+        texts = client.sync_loop.iterate(client.transport.stream(body))
         try:
             for text in texts:
                 for chunk in assembler.feed(text):
@@ -633,4 +633,4 @@ class ChatGPROChat(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         body, assembler = self._prepare(messages, stop, kwargs)
-        return self.client.loop_thread.run(self._collect(body, assembler))
+        return self.client.sync_loop.run(self._collect(body, assembler))

@@ -8,7 +8,7 @@ multi-byte UTF-8 character never breaks it.
   loop. Each session is owned by a small *keeper* task on its loop: when the loop shuts
   down (``asyncio.run``, pytest-asyncio) the keeper is cancelled and closes the session,
   so no "Unclosed client session" warning appears whatever the usage. Sync calls run on
-  a private loop in a daemon thread (:mod:`langchain_gprochat._sync`).
+  one private loop driven by the calling threads (:mod:`langchain_gprochat._sync`).
 * **Retries.** Connection errors, connect and first-byte timeouts, the statuses in
   :data:`RETRY_STATUSES` and a stream that failed before any text reached the caller
   are retried with exponential backoff and jitter, honouring ``Retry-After`` (capped).

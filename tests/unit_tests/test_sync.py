@@ -1,33 +1,64 @@
-"""The sync bridge: a private loop thread iterating async generators."""
+"""The sync bridge: a private event loop driven by the threads that use it."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from langchain_gprochat._sync import _HIGH_WATER, LoopThread
+from langchain_gprochat._sync import _HIGH_WATER, PrivateLoop
 
 
 @pytest.fixture
-def runner() -> Iterator[LoopThread]:
-    loop_thread = LoopThread(name="test-loop")
-    yield loop_thread
-    loop_thread.stop()
+def runner() -> Iterator[PrivateLoop]:
+    private = PrivateLoop()
+    yield private
+    private.stop()
 
 
-def test_run_returns_the_result_from_the_loop_thread(runner: LoopThread) -> None:
+def test_the_calling_thread_drives_the_loop(runner: PrivateLoop) -> None:
     async def where() -> str:
         await asyncio.sleep(0)
         return threading.current_thread().name
 
-    assert runner.run(where()) == "test-loop"
+    assert runner.run(where()) == threading.current_thread().name
     assert runner.started
 
 
-def test_iterate_yields_everything_in_order(runner: LoopThread) -> None:
+def test_a_thread_that_runs_a_loop_is_served_by_a_helper(runner: PrivateLoop) -> None:
+    async def where() -> tuple[str, asyncio.AbstractEventLoop]:
+        return threading.current_thread().name, asyncio.get_running_loop()
+
+    async def caller() -> tuple[str, asyncio.AbstractEventLoop]:
+        return runner.run(where())  # sync code called from a coroutine
+
+    name, loop = asyncio.run(caller())
+    assert name.startswith("gprochat-sync")
+    assert loop is runner.loop
+
+
+def test_concurrent_callers_share_one_loop(runner: PrivateLoop) -> None:
+    gate = threading.Barrier(8)
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def slow(i: int) -> int:
+        loops.append(asyncio.get_running_loop())
+        await asyncio.sleep(0.01 * (i % 3))
+        return i * i
+
+    def call(i: int) -> int:
+        gate.wait()
+        return runner.run(slow(i))
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(call, range(8))) == [i * i for i in range(8)]
+    assert {id(loop) for loop in loops} == {id(runner.loop)}
+
+
+def test_iterate_yields_everything_in_order(runner: PrivateLoop) -> None:
     async def numbers() -> AsyncIterator[int]:
         for i in range(1000):
             yield i
@@ -37,7 +68,7 @@ def test_iterate_yields_everything_in_order(runner: LoopThread) -> None:
     assert list(runner.iterate(numbers())) == list(range(1000))
 
 
-def test_iterate_raises_the_generator_error_after_its_items(runner: LoopThread) -> None:
+def test_iterate_raises_the_generator_error_after_its_items(runner: PrivateLoop) -> None:
     async def failing() -> AsyncIterator[str]:
         yield "a"
         raise KeyError("boom")
@@ -53,7 +84,7 @@ def test_iterate_raises_the_generator_error_after_its_items(runner: LoopThread) 
     assert seen == ["a"]
 
 
-def test_a_fast_producer_pauses_for_a_slow_consumer(runner: LoopThread) -> None:
+def test_a_fast_producer_pauses_for_a_slow_consumer(runner: PrivateLoop) -> None:
     produced = 0
     item = "x" * 1024
     total = 4 * _HIGH_WATER // len(item)
@@ -75,7 +106,7 @@ def test_a_fast_producer_pauses_for_a_slow_consumer(runner: LoopThread) -> None:
     assert sum(1 for _ in stream) == total - 1
 
 
-def test_closing_the_sync_iterator_closes_the_async_generator(runner: LoopThread) -> None:
+def test_closing_the_sync_iterator_closes_the_async_generator(runner: PrivateLoop) -> None:
     closed = threading.Event()
     gate = asyncio.Event()
 
@@ -93,7 +124,7 @@ def test_closing_the_sync_iterator_closes_the_async_generator(runner: LoopThread
     assert closed.is_set()
 
 
-def test_stop_closes_the_loop_and_a_new_call_restarts_it(runner: LoopThread) -> None:
+def test_stop_closes_the_loop_and_a_new_call_restarts_it(runner: PrivateLoop) -> None:
     async def answer() -> int:
         return 42
 
