@@ -6,13 +6,40 @@ import asyncio
 import gc
 import statistics
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 Sample = dict[str, float]
 """What one trial of one variant measured, e.g. ``{"per_call": 0.0012}``."""
 
 Trial = Callable[[], Sample]
+
+
+class LoopRunner:
+    """What the bench needs of ``asyncio.Runner`` (Python 3.11+), on Python 3.10 too."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self._loop.run_until_complete(coro)
+
+    def __enter__(self) -> LoopRunner:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pending = [task for task in asyncio.all_tasks(self._loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        self.run(_settle(pending))
+        self.run(self._loop.shutdown_asyncgens())
+        self._loop.close()
+
+
+async def _settle(tasks: list[asyncio.Task[Any]]) -> None:
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def interleave(trials: Mapping[str, Trial], reps: int, warmup: int = 1) -> dict[str, Sample]:
@@ -56,7 +83,7 @@ def per_call_sync(call: Callable[[], object], n: int) -> Trial:
     return trial
 
 
-def per_call_async(runner: asyncio.Runner, call: Callable[[], Awaitable[object]], n: int) -> Trial:
+def per_call_async(runner: LoopRunner, call: Callable[[], Awaitable[object]], n: int) -> Trial:
     """A trial timing ``n`` sequential awaits of ``call()`` on the runner's loop."""
 
     async def batch() -> None:
@@ -71,7 +98,7 @@ def per_call_async(runner: asyncio.Runner, call: Callable[[], Awaitable[object]]
     return trial
 
 
-def on_loop(runner: asyncio.Runner, measure: Callable[[], Awaitable[Sample]]) -> Trial:
+def on_loop(runner: LoopRunner, measure: Callable[[], Awaitable[Sample]]) -> Trial:
     """A trial running the coroutine ``measure()`` on the runner's loop."""
     return lambda: runner.run(measure())
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import clients
 from clients import MESSAGES
 from fast_server import answer_text
 from harness import (
+    LoopRunner,
     Sample,
     gather_sample,
     interleave,
@@ -57,7 +57,7 @@ PLANS = {
 class Context:
     """What every measurement shares."""
 
-    runner: asyncio.Runner
+    runner: LoopRunner
     endpoint: Endpoint
     session: aiohttp.ClientSession
     plan: Plan

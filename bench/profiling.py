@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
+from harness import LoopRunner
 from pyinstrument import Profiler
 from pyinstrument.frame import Frame
 
@@ -42,7 +42,7 @@ def _frames(frame: Frame) -> Iterator[Frame]:
 
 
 def profile(
-    runner: asyncio.Runner, work: Callable[[], Awaitable[object]], text_path: Path
+    runner: LoopRunner, work: Callable[[], Awaitable[object]], text_path: Path
 ) -> Frame:
     """Profile ``work()`` on the runner's loop; save pyinstrument's text; return the tree."""
     profiler = Profiler(interval=INTERVAL, async_mode="disabled")

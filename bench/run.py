@@ -7,7 +7,6 @@ smoke run (under 30 s); ``full`` gives the figures in the README (a few minutes)
 from __future__ import annotations
 
 import argparse
-import asyncio
 import shlex
 import sys
 import tempfile
@@ -19,6 +18,7 @@ import aiohttp
 import clients
 import profiling
 from clients import MESSAGES
+from harness import LoopRunner
 from imports import imports
 from loopback import HERE, Endpoint, fast_server
 from measure import (
@@ -94,7 +94,7 @@ def run(size: str, out: Path, command: str) -> None:
     with (
         tempfile.TemporaryDirectory() as tmp,
         fast_server(Path(tmp)) as endpoint,
-        asyncio.Runner() as runner,
+        LoopRunner() as runner,
     ):
         session = runner.run(_make_session(endpoint))
         ctx = Context(runner=runner, endpoint=endpoint, session=session, plan=plan)

@@ -61,6 +61,7 @@ __all__ = [
     "render_tool_calls",
     "sign",
     "turn_text",
+    "well_formed",
 ]
 
 DEFAULT_BASE_URL = "https://gprochat.com"
@@ -122,9 +123,30 @@ def turn_text(turn: Turn) -> str:
     return "".join(part.text for part in turn.parts)
 
 
+def well_formed(text: str) -> str:
+    """``text`` as JavaScript's ``TextEncoder`` sends it: lone surrogates become U+FFFD.
+
+    A Python string (and JSON) may hold lone UTF-16 surrogates, which UTF-8 cannot
+    encode; the upstream's web client and server replace them with U+FFFD, so the
+    client, the local server and the signatures do the same. Surrogate pairs stored as
+    two code points are joined into the character they encode.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
 def sign(time_ms: int, text: str, secret_key: str) -> str:
-    """Lowercase hex SHA-256 of ``f"{time_ms}:{text}:{secret_key}"`` (UTF-8)."""
-    return hashlib.sha256(f"{time_ms}:{text}:{secret_key}".encode()).hexdigest()
+    """Lowercase hex SHA-256 of ``f"{time_ms}:{text}:{secret_key}"`` (UTF-8).
+
+    ``text`` and ``secret_key`` are taken as :func:`well_formed` makes them.
+    """
+    payload = f"{time_ms}:{well_formed(text)}:{well_formed(secret_key)}"
+    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def build_request(
@@ -157,10 +179,11 @@ class RequestEncoder:
         if not turns:
             raise ValueError("cannot build a request without messages")
         messages = [
-            {"role": turn.role, "parts": [{"text": part.text} for part in turn.parts]}
-            for turn in turns
+            {"role": t.role, "parts": [{"text": well_formed(p.text)} for p in t.parts]}
+            for t in turns
         ]
         self._head = '{"messages":' + _json(messages) + ',"time":'
+        password = None if password is None else well_formed(password)
         self._tail = ',"pass":' + _json(password) + ',"sign":"'
         self._last_text = turn_text(turns[-1])
         self._secret_key = secret_key
@@ -176,13 +199,14 @@ class RequestEncoder:
 
 def encode_request(request: GenerateRequest) -> bytes:
     """Serialize a request body to UTF-8 JSON, as the upstream web client sends it."""
+    password = request.password
     body = {
         "messages": [
-            {"role": turn.role, "parts": [{"text": part.text} for part in turn.parts]}
-            for turn in request.messages
+            {"role": t.role, "parts": [{"text": well_formed(p.text)} for p in t.parts]}
+            for t in request.messages
         ],
         "time": request.time,
-        "pass": request.password,
+        "pass": None if password is None else well_formed(password),
         "sign": request.sign,
     }
     return _json(body).encode()

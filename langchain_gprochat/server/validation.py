@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +18,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from langchain_gprochat.protocol import GenerateRequest, sign, turn_text
+from langchain_gprochat.protocol import GenerateRequest, sign, turn_text, well_formed
 
 __all__ = [
     "EXPIRED_MESSAGE",
@@ -41,7 +40,6 @@ SIGNATURE_MESSAGE = "Invalid signature."
 EXPIRED_MESSAGE = "Request expired."
 UNREADABLE_MESSAGE = "Invalid request body: it was cut off or its transfer encoding is broken."
 _READ_SIZE = 64 * 1024
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Rejected(Exception):
@@ -158,8 +156,7 @@ def _replace_lone_surrogates(request: GenerateRequest) -> None:
     """
     for turn in request.messages:
         for part in turn.parts:
-            if _LONE_SURROGATE.search(part.text):
-                part.text = _LONE_SURROGATE.sub("\ufffd", part.text)
+            part.text = well_formed(part.text)
 
 
 def _same(left: str, right: str) -> bool:

@@ -26,6 +26,7 @@ from langchain_gprochat.protocol import (
     parse_error_body,
     sign,
     turn_text,
+    well_formed,
 )
 
 KEY = "2BC120D4-BB36-1B60-26DE-DB630472A3D8"
@@ -258,3 +259,18 @@ def test_request_encoder_matches_encode_request() -> None:
             )
             assert encoder.encode(time_ms) == expected
     assert "pw" not in repr(RequestEncoder(turns, password="pw", secret_key=KEY))
+
+
+def test_lone_surrogates_become_replacement_characters_as_in_javascript() -> None:
+    assert well_formed("plain") == "plain"
+    assert well_formed("a\ud800b") == "a\ufffdb"
+    assert well_formed("\ud83c\udf0d") == "🌍"  # a pair stored as two code points
+    assert well_formed("é\udfff") == "é\ufffd"
+    # Signing and encoding never fail on such text, and agree with the cleaned text.
+    assert sign(1, "a\ud800b", KEY) == sign(1, "a\ufffdb", KEY)
+    turns = messages_to_turns([HumanMessage("a\ud800b")])
+    encoder = RequestEncoder(turns, password="p\udc00", secret_key=KEY)
+    body = json.loads(encoder.encode(5))
+    assert body["messages"][0]["parts"][0]["text"] == "a\ufffdb"
+    assert body["pass"] == "p\ufffd"
+    assert body["sign"] == sign(5, "a\ufffdb", KEY)
