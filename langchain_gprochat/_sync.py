@@ -206,4 +206,9 @@ async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:
 
 
 def _thread_runs_a_loop() -> bool:
-    return asyncio._get_running_loop() is not None
+    """Whether this thread is running an event loop (then it cannot drive another)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
