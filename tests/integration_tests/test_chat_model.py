@@ -441,3 +441,14 @@ def test_copies_and_pickles_keep_settings_and_work(
         assert duplicate.invoke("copy ✓").content == expected_echo("copy ✓")
         if not shares_resources:
             duplicate.close()
+
+
+async def test_sync_calls_from_inside_a_running_loop(server: GPROChatServer) -> None:
+    # As in a notebook cell: this thread runs an event loop, so it cannot drive the
+    # private one; a helper thread does, and the answers are the same.
+    with ChatGPROChat(base_url=server.url) as llm:
+        assert llm.invoke("nb ✓").content == expected_echo("nb ✓")
+        assert "".join(str(c.content) for c in llm.stream("nb")) == expected_echo("nb")
+        assert [m.content for m in llm.batch(["a", "b"])] == [
+            expected_echo("a"), expected_echo("b")
+        ]
