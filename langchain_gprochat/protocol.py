@@ -165,6 +165,14 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def _wire_messages(turns: Sequence[Turn]) -> list[dict[str, Any]]:
+    """The ``messages`` of a request body, texts as the upstream's encoder sends them."""
+    return [
+        {"role": t.role, "parts": [{"text": well_formed(p.text)} for p in t.parts]}
+        for t in turns
+    ]
+
+
 class RequestEncoder:
     """Encodes one conversation into request bodies, one per attempt.
 
@@ -178,11 +186,7 @@ class RequestEncoder:
     def __init__(self, turns: Sequence[Turn], *, password: str | None, secret_key: str) -> None:
         if not turns:
             raise ValueError("cannot build a request without messages")
-        messages = [
-            {"role": t.role, "parts": [{"text": well_formed(p.text)} for p in t.parts]}
-            for t in turns
-        ]
-        self._head = '{"messages":' + _json(messages) + ',"time":'
+        self._head = '{"messages":' + _json(_wire_messages(turns)) + ',"time":'
         password = None if password is None else well_formed(password)
         self._tail = ',"pass":' + _json(password) + ',"sign":"'
         self._last_text = turn_text(turns[-1])
@@ -201,10 +205,7 @@ def encode_request(request: GenerateRequest) -> bytes:
     """Serialize a request body to UTF-8 JSON, as the upstream web client sends it."""
     password = request.password
     body = {
-        "messages": [
-            {"role": t.role, "parts": [{"text": well_formed(p.text)} for p in t.parts]}
-            for t in request.messages
-        ],
+        "messages": _wire_messages(request.messages),
         "time": request.time,
         "pass": None if password is None else well_formed(password),
         "sign": request.sign,
@@ -409,8 +410,3 @@ def messages_to_prompt(messages: Sequence[BaseMessage]) -> list[Turn]:
         lines = [f"{_PROMPT_ROLES[role]}: {text}" for role, text in pairs]
         text = "\n".join(lines) + "\nAssistant:"
     return [_turn("user", text)]
-
-
-def request_fingerprint(turns: Sequence[Turn]) -> dict[str, Any]:
-    """A compact description of a request for logs: counts only, never text."""
-    return {"turns": len(turns), "chars": sum(len(turn_text(t)) for t in turns)}
