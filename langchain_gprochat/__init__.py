@@ -19,8 +19,10 @@ from langchain_gprochat.errors import (
     GPROChatError,
     PayloadTooLargeError,
     RateLimitError,
+    RedirectError,
     ServerError,
     StreamInterruptedError,
+    UnexpectedResponseError,
 )
 
 if TYPE_CHECKING:
@@ -51,7 +53,9 @@ __all__ = [
     "GPROChatError",
     "PayloadTooLargeError",
     "RateLimitError",
+    "RedirectError",
     "ServerError",
     "StreamInterruptedError",
+    "UnexpectedResponseError",
     "__version__",
 ]

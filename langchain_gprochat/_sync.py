@@ -7,76 +7,66 @@ serves all sync calls). The loop has no thread of its own: the calling thread dr
 between threads. When several threads make sync calls at once, one of them drives the
 loop and the others wait; whoever's call is still pending takes over when the driver's
 own call is done. A thread that already runs an event loop (a notebook cell, sync code
-called from a coroutine) cannot drive a second one, so its call is driven from a helper
-thread instead.
+called from a coroutine) cannot drive a second one, so its calls are driven from a
+small pool of helper threads, started once per loop.
 
-A sync stream pulls batches of items from an async generator running on that loop, so
-the caller receives each chunk as soon as it arrives, and closing the sync generator
-cancels the async one, which closes the HTTP response.
+A sync stream advances its async generator one item per request of the caller, and
+nothing runs ahead of it: while the caller holds a chunk, no read of the stream is
+pending, so no timeout counts that time. Closing the sync generator closes the async
+one, which closes the HTTP response.
+
+The loop polls with ``selectors.PollSelector`` where it exists: its registrations live
+in this process only, so a forked child can drop the loop it inherited without touching
+the parent's (an epoll instance is shared across ``fork``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import selectors
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncGenerator, Coroutine, Generator
 from typing import Any, Generic, TypeVar
 
 __all__ = ["PrivateLoop"]
 
 T = TypeVar("T")
 
-_HIGH_WATER = 1 << 20
-"""Characters (items, for non-text items) buffered ahead of a slow sync consumer before
-the producer pauses."""
+_HELPERS = 8
+"""Helper threads at most, for calls from threads that run a loop of their own."""
 
 
-class _Pump(Generic[T]):
-    """Moves items from an async generator into batches the sync side takes."""
+class _Steps(Generic[T]):
+    """Advances an async generator one item at a time, from whichever task asks."""
 
-    def __init__(self, agen: AsyncIterator[T]) -> None:
+    def __init__(self, agen: AsyncGenerator[T, None]) -> None:
         self._agen = agen
-        self._buffer: list[T] = []
-        self._buffered = 0
-        self._ready = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._done = False
-        self._error: BaseException | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[Any] | None = None
 
-    async def _run(self) -> None:
+    async def next(self) -> tuple[bool, T | None]:
+        """``(True, item)``, or ``(False, None)`` at the end."""
+        self._task = asyncio.current_task()
         try:
-            async for item in self._agen:
-                self._buffer.append(item)
-                self._buffered += len(item) if isinstance(item, str) else 1
-                self._ready.set()
-                if self._buffered >= _HIGH_WATER:
-                    self._drained.clear()
-                    await self._drained.wait()
-        except BaseException as exc:  # handed over to the sync side
-            self._error = exc
+            return True, await self._agen.__anext__()
+        except StopAsyncIteration:
+            return False, None
         finally:
-            self._done = True
-            self._ready.set()
+            self._task = None
 
-    async def take(self) -> tuple[list[T], bool, BaseException | None]:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        await self._ready.wait()
-        items, self._buffer, self._buffered = self._buffer, [], 0
-        if not self._done:
-            self._ready.clear()
-        self._drained.set()
-        return items, self._done, self._error
+    async def close(self) -> None:
+        """Close the generator, after a step that is still pending (interrupted) ends."""
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self._agen.aclose()
 
-    async def cancel(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        aclose = getattr(self._agen, "aclose", None)
-        if aclose is not None:
-            await aclose()
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    if hasattr(selectors, "PollSelector"):
+        return asyncio.SelectorEventLoop(selectors.PollSelector())
+    return asyncio.new_event_loop()  # pragma: no cover - Windows
 
 
 class PrivateLoop:
@@ -87,13 +77,14 @@ class PrivateLoop:
         self._turn = threading.Condition()
         self._driving = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._helpers: concurrent.futures.ThreadPoolExecutor | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         """The loop, created if needed."""
         with self._lock:
             if self._loop is None or self._loop.is_closed():
-                self._loop = asyncio.new_event_loop()
+                self._loop = _new_loop()
             return self._loop
 
     @property
@@ -109,36 +100,55 @@ class PrivateLoop:
         """
         return self._run_on(self.loop, coro)
 
-    def iterate(self, agen: AsyncIterator[T]) -> Iterator[T]:
+    def iterate(self, agen: AsyncGenerator[T, None]) -> Generator[T, None, None]:
         """Iterate an async generator from sync code, yielding items as they arrive.
 
-        Closing the iterator (breaking out of a ``for`` loop) cancels the generator on
-        the loop; if the loop was closed meanwhile, its shutdown already did.
+        Each item is produced when the caller asks for it, never ahead. Closing the
+        iterator (breaking out of a ``for`` loop) closes the generator on the loop; if
+        the loop was closed meanwhile, its shutdown already did.
         """
         loop = self.loop
-        pump = _Pump(agen)
-        done = False
+        steps = _Steps(agen)
+        finished = False
         try:
-            while not done:
-                items, done, error = self._run_on(loop, pump.take())
-                yield from items
-                if done and error is not None:
-                    raise error
+            while True:
+                more, item = self._run_on(loop, steps.next())
+                if not more:
+                    finished = True
+                    return
+                yield item  # type: ignore[misc]  # ``more`` means an item
         finally:
-            if not done and not loop.is_closed():
-                self._run_on(loop, pump.cancel())
+            if not finished and not loop.is_closed():
+                self._run_on(loop, steps.close())
 
     def stop(self) -> None:
         """Cancel what still runs on the loop (closing its sessions), then close it."""
         with self._lock:
             loop, self._loop = self._loop, None
-        if loop is None or loop.is_closed():
-            return
-        if _thread_runs_a_loop():
-            with concurrent.futures.ThreadPoolExecutor(1, "gprochat-sync") as helper:
-                helper.submit(self._close, loop).result()
-        else:
-            self._close(loop)
+        helpers, self._helpers = self._helpers, None
+        if loop is not None and not loop.is_closed():
+            if _thread_runs_a_loop():
+                with concurrent.futures.ThreadPoolExecutor(1, "gprochat-sync") as helper:
+                    helper.submit(self._close, loop).result()
+            else:
+                self._close(loop)
+        if helpers is not None:
+            helpers.shutdown(wait=False)
+
+    def abandon(self) -> None:
+        """Drop the loop without closing what runs on it (a forked child's inheritance).
+
+        A poll-based loop that is not running is closed: that touches this process's
+        copies of its file descriptors only. Otherwise it is left alone.
+        """
+        loop, self._loop, self._helpers = self._loop, None, None
+        self._lock = threading.Lock()
+        self._turn = threading.Condition()
+        self._driving = False
+        selector = getattr(loop, "_selector", None)
+        poll = isinstance(selector, selectors.PollSelector)
+        if loop is not None and poll and not loop.is_running():
+            loop.close()
 
     def _close(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._turn:
@@ -157,8 +167,7 @@ class PrivateLoop:
 
     def _run_on(self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
         if _thread_runs_a_loop():
-            with concurrent.futures.ThreadPoolExecutor(1, "gprochat-sync") as helper:
-                return helper.submit(self._run_on, loop, coro).result()
+            return self._helper_pool().submit(self._run_on, loop, coro).result()
         future = asyncio.run_coroutine_threadsafe(coro, loop)
         future.add_done_callback(self._wake)
         try:
@@ -168,6 +177,12 @@ class PrivateLoop:
             if not future.done():
                 future.cancel()
             raise
+
+    def _helper_pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._lock:
+            if self._helpers is None:
+                self._helpers = concurrent.futures.ThreadPoolExecutor(_HELPERS, "gprochat-sync")
+            return self._helpers
 
     def _drive(self, loop: asyncio.AbstractEventLoop, future: concurrent.futures.Future[T]) -> None:
         """Drive ``loop`` until ``future`` is done, or wait while another thread does."""

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import ssl
-import threading
 import time
-import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Literal
 
@@ -22,12 +20,14 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    field_serializer,
     field_validator,
     model_validator,
 )
 
+from langchain_gprochat._client import Client, CopyableLock
 from langchain_gprochat._streaming import Assembler
-from langchain_gprochat._sync import PrivateLoop
+from langchain_gprochat._urls import has_userinfo, redact_url
 from langchain_gprochat.protocol import (
     DEFAULT_BASE_URL,
     DEFAULT_SECRET_KEY,
@@ -42,7 +42,7 @@ from langchain_gprochat.structured import (
     structured_output,
 )
 from langchain_gprochat.tools import format_tools, normalize_tool_choice, tool_instructions
-from langchain_gprochat.transport import Transport, TransportSettings
+from langchain_gprochat.transport import TransportSettings
 
 __all__ = ["ChatGPROChat"]
 
@@ -55,59 +55,6 @@ _UNSUPPORTED = {
     "answers",
     "api_key": "gprochat endpoints authenticate with `secret_key` and `password`",
 }
-
-
-class _Lock:
-    """A lock that copies and pickles as a new lock, so that models can be copied."""
-
-    __slots__ = ("_lock",)
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> None:
-        self._lock.acquire()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._lock.release()
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> _Lock:
-        return _Lock()
-
-    def __reduce__(self) -> tuple[type[_Lock], tuple[()]]:
-        return (_Lock, ())
-
-
-def _no_client() -> None:
-    return None
-
-
-class _Client:
-    """The per-model network resources: a transport and the private sync loop.
-
-    A deep copy or an unpickled model starts without any (they are made on first use);
-    a shallow copy shares them.
-    """
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> None:
-        return None
-
-    def __reduce__(self) -> tuple[Callable[[], None], tuple[()]]:
-        return (_no_client, ())
-
-    def __init__(self, settings: TransportSettings) -> None:
-        self.transport = Transport(settings)
-        self.sync_loop = PrivateLoop()
-        self._finalizer = weakref.finalize(self, _shutdown, self.transport, self.sync_loop)
-
-    def close(self) -> None:
-        self._finalizer()
-
-
-def _shutdown(transport: Transport, sync_loop: PrivateLoop) -> None:
-    if sync_loop.started:
-        sync_loop.stop()
-    transport.close_other_loops()
 
 
 class ChatGPROChat(BaseChatModel):
@@ -300,8 +247,8 @@ class ChatGPROChat(BaseChatModel):
     max_connections: int = Field(default=100, ge=1)
     """Size of the connection pool of each session."""
 
-    _client: _Client | None = PrivateAttr(default=None)
-    _client_lock: _Lock = PrivateAttr(default_factory=_Lock)
+    _client: Client | None = PrivateAttr(default=None)
+    _client_lock: CopyableLock = PrivateAttr(default_factory=CopyableLock)
 
     # -- validation -----------------------------------------------------------------
 
@@ -356,14 +303,32 @@ class ChatGPROChat(BaseChatModel):
 
     @property
     def lc_secrets(self) -> dict[str, str]:
-        """Secret fields and the env vars they load from."""
-        return {"secret_key": "GPROCHAT_SECRET_KEY", "password": "GPROCHAT_PASSWORD"}
+        """Secret fields and the env vars they load from.
+
+        ``base_url`` and ``proxy`` count as secrets when they carry credentials
+        (``https://user:password@host``); ``load`` then takes them from ``secrets_map``.
+        """
+        secrets = {"secret_key": "GPROCHAT_SECRET_KEY", "password": "GPROCHAT_PASSWORD"}
+        if has_userinfo(self.base_url):
+            secrets["base_url"] = "GPROCHAT_BASE_URL"
+        if has_userinfo(self.proxy):
+            secrets["proxy"] = "GPROCHAT_PROXY"
+        return secrets
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "base_url" else value
+
+    @field_serializer("base_url", "proxy")
+    def _serialize_url(self, value: str | None) -> str | None:
+        """URLs as ``model_dump`` gives them: credentials replaced by ``***``."""
+        return None if value is None else redact_url(value)
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {
             "model": self.model,
-            "base_url": self.base_url,
+            "base_url": redact_url(self.base_url),
             "history_mode": self.history_mode,
         }
 
@@ -382,13 +347,6 @@ class ChatGPROChat(BaseChatModel):
     # -- resources ------------------------------------------------------------------
 
     def _settings(self) -> TransportSettings:
-        ssl_option: ssl.SSLContext | bool
-        if self.ssl_context is not None:
-            ssl_option = self.ssl_context
-        elif isinstance(self.verify, str):
-            ssl_option = ssl.create_default_context(cafile=self.verify)
-        else:
-            ssl_option = bool(self.verify)
         return TransportSettings(
             base_url=self.base_url,
             connect_timeout=self.connect_timeout,
@@ -400,33 +358,59 @@ class ChatGPROChat(BaseChatModel):
             retry_max_delay=self.retry_max_delay,
             retry_after_max=self.retry_after_max,
             proxy=self.proxy,
-            ssl=ssl_option,
+            verify=self.verify,
+            ssl_context=self.ssl_context,
             headers=dict(self.default_headers or {}),
             max_connections=self.max_connections,
         )
 
     @property
-    def client(self) -> _Client:
-        """The network resources, created on first use from the current settings."""
+    def client(self) -> Client:
+        """The network resources for the current settings, made on first use.
+
+        A model's calls always follow its current settings: after an assignment
+        (``llm.base_url = ...``) or in a copy (``model_copy(update=...)``), the next call
+        gets a client of its own. In a forked child the inherited client is abandoned,
+        never used or closed, since its connections are the parent's.
+        """
+        settings = self._settings()
         client = self._client
-        if client is not None:
+        if client is not None and client.serves(id(self), settings):
             return client
         with self._client_lock:
-            if self._client is None:
-                self._client = _Client(self._settings())
-            return self._client
+            client = self._client
+            if client is not None and client.serves(id(self), settings):
+                return client
+            fresh = Client(settings, id(self))
+            if client is not None and client.foreign:
+                client.abandon()
+                fresh.inherited = client
+            self._client = fresh
+            return fresh
 
-    def close(self) -> None:
-        """Close every HTTP session this model opened. It can be used again later."""
+    def _release(self) -> Client | None:
+        """Detach this model's own client, to close it (``None``: nothing of its own)."""
         with self._client_lock:
             client, self._client = self._client, None
+        if client is None or client.owner != id(self):
+            return None
+        if client.foreign:
+            client.abandon()
+            return None
+        return client
+
+    def close(self) -> None:
+        """Close every HTTP session this model opened. It can be used again later.
+
+        Resources of another model (the original of a copy) are never closed.
+        """
+        client = self._release()
         if client is not None:
             client.close()
 
     async def aclose(self) -> None:
         """Close the sessions, awaiting the one of the running loop."""
-        with self._client_lock:
-            client, self._client = self._client, None
+        client = self._release()
         if client is not None:
             await client.transport.aclose()
             client.close()
@@ -563,7 +547,8 @@ class ChatGPROChat(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         body, assembler = self._prepare(messages, stop, kwargs)
-        stream = self.client.transport.stream(body)
+        client = self.client  # held by this frame until the stream ends
+        stream = client.transport.stream(body)
         try:
             async for text in stream:
                 for chunk in assembler.feed(text):
@@ -573,7 +558,7 @@ class ChatGPROChat(BaseChatModel):
                 if assembler.stopped:
                     break
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
         for chunk in assembler.finish():
             if run_manager is not None and chunk.text:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
@@ -598,21 +583,22 @@ class ChatGPROChat(BaseChatModel):
                 if assembler.stopped:
                     break
         finally:
-            texts.close()  # type: ignore[attr-defined]
+            texts.close()
         for chunk in assembler.finish():
             if run_manager is not None and chunk.text:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
 
     async def _collect(self, body: Callable[[], bytes], assembler: Assembler) -> ChatResult:
-        stream = self.client.transport.stream(body)
+        client = self.client  # held by this frame until the answer is in
+        stream = client.transport.stream(body)
         try:
             async for text in stream:
                 assembler.collect(text)
                 if assembler.stopped:
                     break
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
         return ChatResult(generations=[ChatGeneration(message=assembler.message())])
 
     async def _agenerate(

@@ -10,7 +10,9 @@ GPROChatError
 ├── APIConnectionError           could not reach the server (refused, DNS, TLS, proxy)
 ├── APITimeoutError              a timeout fired (also a builtin ``TimeoutError``)
 ├── StreamInterruptedError       the answer broke off after text had reached the caller
+├── UnexpectedResponseError      a 200 answer that is not a gprochat answer (an HTML page)
 └── APIStatusError               the server answered with an error status
+    ├── RedirectError            3xx that is not followed (another host, a downgrade)
     ├── BadRequestError          400
     ├── AuthenticationError      401 (``reason``: "password", "signature" or "expired")
     ├── PayloadTooLargeError     413
@@ -32,12 +34,20 @@ __all__ = [
     "GPROChatError",
     "PayloadTooLargeError",
     "RateLimitError",
+    "RedirectError",
     "ServerError",
     "StreamInterruptedError",
     "TimeoutKind",
+    "UnexpectedResponseError",
 ]
 
 TimeoutKind = Literal["connect", "first_byte", "between_chunks", "total"]
+
+SHOWN_MESSAGE_MAX = 500
+"""Characters of a server's message shown in an exception's text; the rest is noted."""
+
+ERROR_BODY_MAX = 16 * 1024
+"""Bytes of an error body (after decompression) that the client reads at most."""
 
 
 class GPROChatError(Exception):
@@ -132,6 +142,11 @@ class APIStatusError(GPROChatError):
         server_code: ``error.code`` of the JSON body, where present.
         url: the URL that was requested.
         retry_after: the ``Retry-After`` header in seconds, where present.
+        body_truncated: the body was longer than the client reads of an error body
+            (``server_message`` holds its beginning).
+
+    The exception's text shows at most :data:`SHOWN_MESSAGE_MAX` characters of the
+    server's message and says how many more there were.
     """
 
     hint = ""
@@ -144,9 +159,9 @@ class APIStatusError(GPROChatError):
         url: str,
         server_code: str | None = None,
         retry_after: float | None = None,
+        body_truncated: bool = False,
     ) -> None:
-        shown = server_message or "(empty body)"
-        message = f"{status_code} from {url}: {shown}"
+        message = f"{status_code} from {url}: {shown_text(server_message, body_truncated)}"
         hint = self._hint(server_message)
         if hint:
             message = f"{message} ({hint})"
@@ -156,6 +171,7 @@ class APIStatusError(GPROChatError):
         self.server_code = server_code
         self.url = url
         self.retry_after = retry_after
+        self.body_truncated = body_truncated
 
     def _hint(self, server_message: str) -> str:
         """What to do about it, shown after the server's message."""
@@ -211,6 +227,77 @@ class ServerError(APIStatusError):
     hint = "the server failed; retried up to `max_retries` times"
 
 
+class RedirectError(APIStatusError):
+    """3xx that the client does not follow; ``location`` is where it pointed.
+
+    Only redirects to the same host that keep the scheme or upgrade http to https are
+    followed (a few at most), since following one re-sends the password and the
+    signed conversation.
+    """
+
+    def __init__(self, status_code: int, why: str, *, url: str, location: str) -> None:
+        self.location = location
+        self._why = why
+        super().__init__(status_code, f"redirect to {location or '(no Location header)'}",
+                         url=url)
+
+    def _hint(self, server_message: str) -> str:
+        return (
+            f"{self._why}; the request was not re-sent. If that is the deployment, set "
+            "`base_url` to it"
+        )
+
+
+class UnexpectedResponseError(GPROChatError):
+    """The server answered 200 with something that is not a gprochat answer.
+
+    A gprochat endpoint streams ``text/plain``; an HTML page (a login page, a captive
+    portal, a proxy's error page, a web app at the wrong URL) is not delivered as the
+    model's answer.
+
+    Attributes:
+        status_code: the HTTP status (200).
+        content_type: the ``Content-Type`` that came back.
+        preview: the beginning of the body (at most a few KiB, decoded).
+        url: the URL that was requested.
+    """
+
+    def __init__(self, status_code: int, content_type: str, preview: str, *, url: str) -> None:
+        title = _html_title(preview)
+        what = f"an HTML page titled {title!r}" if title else "an HTML page"
+        super().__init__(
+            f"{status_code} from {url} is {what} ({content_type}), not a gprochat answer: "
+            "a login page, captive portal or proxy answered, or base_url does not point "
+            "at a GeminiProChat deployment; check `base_url` and `proxy`."
+        )
+        self.status_code = status_code
+        self.content_type = content_type
+        self.preview = preview
+        self.url = url
+
+
+def _html_title(html: str) -> str:
+    lowered = html.lower()
+    start = lowered.find("<title")
+    start = lowered.find(">", start) + 1 if start != -1 else -1
+    end = lowered.find("</title>", start) if start > 0 else -1
+    return " ".join(html[start:end].split())[:120] if end != -1 else ""
+
+
+def shown_text(server_message: str, body_truncated: bool = False) -> str:
+    """A server's message as an exception shows it: bounded, with a note when cut."""
+    if not server_message:
+        return "(empty body)"
+    shown = server_message
+    notes: list[str] = []
+    if len(shown) > SHOWN_MESSAGE_MAX:
+        notes.append(f"{len(shown) - SHOWN_MESSAGE_MAX} more characters in `server_message`")
+        shown = shown[:SHOWN_MESSAGE_MAX]
+    if body_truncated:
+        notes.append(f"the body was longer than {ERROR_BODY_MAX} bytes; only those were read")
+    return f"{shown} [cut: {'; '.join(notes)}]" if notes else shown
+
+
 def status_error(
     status_code: int,
     server_message: str,
@@ -218,6 +305,7 @@ def status_error(
     url: str,
     server_code: str | None = None,
     retry_after: float | None = None,
+    body_truncated: bool = False,
 ) -> APIStatusError:
     """Build the :class:`APIStatusError` subclass that matches ``status_code``."""
     cls: type[APIStatusError]
@@ -239,4 +327,5 @@ def status_error(
         url=url,
         server_code=server_code,
         retry_after=retry_after,
+        body_truncated=body_truncated,
     )

@@ -217,12 +217,13 @@ def parse_error_body(body: bytes) -> tuple[str, str | None]:
     """Extract ``(message, code)`` from an error body, whatever its content type says.
 
     The upstream sends JSON error bodies labelled ``text/plain``; anything that is not
-    the expected JSON falls back to the raw text (decoded with replacement).
+    the expected JSON (nested too deeply to parse included) falls back to the raw text
+    (decoded with replacement).
     """
     text = body.decode("utf-8", errors="replace").strip()
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than json parses
         return text, None
     if isinstance(data, dict):
         error = data.get("error", data)

@@ -9,17 +9,32 @@ multi-byte UTF-8 character never breaks it.
   down (``asyncio.run``, pytest-asyncio) the keeper is cancelled and closes the session,
   so no "Unclosed client session" warning appears whatever the usage. Sync calls run on
   one private loop driven by the calling threads (:mod:`langchain_gprochat._sync`).
+* **Timeouts** are deadlines set around each single wait for the server
+  (``asyncio.timeout_at``; ``async_timeout`` on Python 3.10), never across a ``yield``:
+  they follow whichever task awaits the stream now (LangChain moves a stream between
+  tasks), count only time spent waiting for the server, and a cancellation from outside
+  stays a ``CancelledError``.
+* **Redirects** are followed only to the same host, keeping the scheme or upgrading
+  http to https (:func:`langchain_gprochat._urls.redirect_target`); any other is a
+  :class:`~langchain_gprochat.errors.RedirectError`, so the password and the signed
+  conversation never travel elsewhere.
 * **Retries.** Connection errors, connect and first-byte timeouts, the statuses in
   :data:`RETRY_STATUSES` and a stream that failed before any text reached the caller
-  are retried with exponential backoff and jitter, honouring ``Retry-After`` (capped).
-  Nothing is retried once text has been delivered: that raises
-  :class:`~langchain_gprochat.errors.StreamInterruptedError`.
+  are retried with exponential backoff and jitter, honouring ``Retry-After`` (capped;
+  a malformed one falls back to the backoff). Nothing is retried once text has been
+  delivered: that raises :class:`~langchain_gprochat.errors.StreamInterruptedError`.
+* **Bounded reads.** An error body is read to at most
+  :data:`~langchain_gprochat.errors.ERROR_BODY_MAX` bytes (decompressed), and a 200
+  answer that is an HTML page raises
+  :class:`~langchain_gprochat.errors.UnexpectedResponseError` after reading a preview.
 * **Upstream mid-stream failure.** The upstream appends ``"Internal server error"`` to a
   200 stream when the model fails after it started. A stream whose text *ends* with
   exactly that marker is reported as an interruption; the marker is never delivered as
   answer text (a possible start of it is held back until the next bytes decide).
 * **Invalid UTF-8** from the server is replaced with U+FFFD (as browsers do) and logged
   once per answer as a warning; it never raises.
+* **Credentials in URLs** (``base_url``, ``proxy``) never appear in messages or logs:
+  the URL is shown with its user info replaced by ``***``.
 """
 
 from __future__ import annotations
@@ -29,24 +44,36 @@ import codecs
 import email.utils
 import io
 import logging
+import math
 import random
 import ssl
+import sys
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 import aiohttp
 
+from langchain_gprochat._urls import MAX_REDIRECTS, REDIRECT_STATUSES, redact_url, redirect_target
 from langchain_gprochat.errors import (
+    ERROR_BODY_MAX,
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
     GPROChatError,
+    RedirectError,
     StreamInterruptedError,
     TimeoutKind,
+    UnexpectedResponseError,
     status_error,
 )
 from langchain_gprochat.protocol import GENERATE_PATH, INTERRUPTION_MARKER, parse_error_body
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout_at
+else:  # pragma: no cover - exercised on Python 3.10
+    from async_timeout import timeout_at  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = ["RETRY_STATUSES", "Transport", "TransportSettings"]
 
@@ -55,7 +82,11 @@ logger = logging.getLogger("langchain_gprochat")
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 """Statuses retried with backoff; 400, 401 and 413 never are."""
 
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+"""Content types of a 200 answer that is a web page, not a gprochat answer."""
+
 _READ_SIZE = 65536
+_HTML_PREVIEW = 4096
 _INLINE_BODY_MAX = 1 << 20
 """Larger request bodies are sent from a ``BytesIO`` (aiohttp warns about raw bytes)."""
 _MARKER_HEAD = INTERRUPTION_MARKER[0]
@@ -64,7 +95,11 @@ _REPLACEMENT_BYTES = "\ufffd".encode()
 
 @dataclass(frozen=True)
 class TransportSettings:
-    """Everything the transport needs; built by the chat model from its fields."""
+    """Everything the transport needs; built by the chat model from its fields.
+
+    Two transports with equal settings behave the same; the chat model compares them to
+    know when its settings changed.
+    """
 
     base_url: str
     connect_timeout: float | None = 10.0
@@ -76,7 +111,8 @@ class TransportSettings:
     retry_max_delay: float = 8.0
     retry_after_max: float = 60.0
     proxy: str | None = field(default=None, repr=False)
-    ssl: ssl.SSLContext | bool = True
+    verify: bool | str = True
+    ssl_context: ssl.SSLContext | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     max_connections: int = 100
 
@@ -84,6 +120,14 @@ class TransportSettings:
     def url(self) -> str:
         """The full URL of the generate endpoint."""
         return self.base_url.rstrip("/") + GENERATE_PATH
+
+    def ssl_option(self) -> ssl.SSLContext | bool:
+        """What aiohttp takes as ``ssl``: the context, a CA bundle's, or a bool."""
+        if self.ssl_context is not None:
+            return self.ssl_context
+        if isinstance(self.verify, str):
+            return ssl.create_default_context(cafile=self.verify)
+        return bool(self.verify)
 
 
 class _Retry(Exception):
@@ -95,101 +139,23 @@ class _Retry(Exception):
         self.retry_after = retry_after
 
 
-class _Watchdog:
-    """Cancels the waiting task when the first-byte, chunk-gap or total timeout passes.
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (seconds or an HTTP date).
 
-    It only ever cancels while the transport itself is awaiting the network
-    (``waiting``), never while the caller is busy with a chunk. Starting a wait costs
-    no timer operation: the single timer is always armed no later than the shortest
-    configured gap from now (``_horizon``), so whatever wait starts before it fires has
-    a later limit; when it fires, it checks the current wait and re-arms.
+    ``None`` for a missing or malformed value (``soon``, blank, ``inf``), so that the
+    normal backoff applies; a date or a number in the past means no wait.
     """
-
-    def __init__(self, settings: TransportSettings, deadline_total: float | None) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.current_task()
-        self._first_byte = settings.first_byte_timeout
-        self._chunk = settings.chunk_timeout
-        self._settings = settings
-        gaps = [g for g in (self._first_byte, self._chunk) if g is not None]
-        self._horizon = min(gaps) if gaps else None
-        self._deadline_total = deadline_total
-        self._phase: TimeoutKind = "first_byte"
-        self._wait_started = self._loop.time()
-        self._handle: asyncio.TimerHandle | None = None
-        self.waiting = False
-        self.fired: TimeoutKind | None = None
-
-    def begin(self, phase: TimeoutKind) -> None:
-        """Start waiting for the network in ``phase``."""
-        self._phase = phase
-        self._wait_started = self._loop.time()
-        self.waiting = True
-        if self._handle is None:
-            self._arm()
-
-    def end(self) -> None:
-        """Stop waiting (data arrived)."""
-        self.waiting = False
-
-    def cancel(self) -> None:
-        """Disarm the timer for good."""
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-    def _limit(self) -> float | None:
-        """When the current wait times out (``None``: never)."""
-        gap = self._first_byte if self._phase == "first_byte" else self._chunk
-        limit = None if gap is None else self._wait_started + gap
-        total = self._deadline_total
-        if total is not None and (limit is None or total < limit):
-            return total
-        return limit
-
-    def _arm(self) -> None:
-        when = self._limit()
-        if self._horizon is not None:
-            horizon = self._loop.time() + self._horizon
-            when = horizon if when is None else min(when, horizon)
-        self._handle = None if when is None else self._loop.call_at(when, self._fire)
-
-    def _fire(self) -> None:
-        self._handle = None
-        if not self.waiting:
-            return  # the caller holds a chunk; begin() re-arms when the wait resumes
-        now = self._loop.time()
-        when = self._limit()
-        if when is None or now < when:
-            self._arm()
-            return
-        total = self._deadline_total
-        self.fired = "total" if total is not None and now >= total else self._phase
-        if self._task is not None:
-            self._task.cancel()
-
-    def timeout_of(self, kind: TimeoutKind) -> float:
-        """The configured value of the timeout ``kind``, for error messages."""
-        s = self._settings
-        value = {
-            "first_byte": s.first_byte_timeout,
-            "between_chunks": s.chunk_timeout,
-            "total": s.total_timeout,
-            "connect": s.connect_timeout,
-        }[kind]
-        return float(value or 0.0)
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
+    if value is None or not value.strip():
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value.strip() else None
-        if parsed is None:
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
-        return max(0.0, parsed.timestamp() - time.time())
+        seconds = parsed.timestamp() - time.time()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 class _Delivered:
@@ -211,20 +177,35 @@ class _Delivered:
         return StreamInterruptedError(reason, partial_text=text, url=url, chars=self.chars)
 
 
-class _MarkerGuard:
-    """Holds back text that may be the start of the upstream's failure marker."""
+class _Decoder:
+    """Decodes the answer's bytes incrementally and holds back the failure marker.
 
-    def __init__(self) -> None:
-        self.held = ""
+    Text that may be the start of the upstream's ``Internal server error`` marker is
+    held until the next bytes decide; at the end (``feed(b"")``) the marker, if that is
+    how the text ends, is dropped and ``failed`` is set.
+    """
 
-    def feed(self, text: str) -> str:
-        if self.held:
-            text = self.held + text
-            self.held = ""
+    def __init__(self, shown_url: str) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._held = ""
+        self._shown_url = shown_url
+        self._warned = False
+        self.failed = False
+
+    def feed(self, data: bytes) -> str:
+        """The text of ``data`` that is certainly answer text; ``b""`` ends the answer."""
+        final = not data
+        text = self._decoder.decode(data, final=final)
+        if not self._warned and "\ufffd" in text:
+            self._warned = _warn_if_replaced(text, data, self._shown_url)
+        text, self._held = self._held + text, ""
+        if final:
+            self.failed = text.endswith(INTERRUPTION_MARKER)
+            return text[: -len(INTERRUPTION_MARKER)] if self.failed else text
         start = max(0, len(text) - len(INTERRUPTION_MARKER))
         idx = text.rfind(_MARKER_HEAD, start)
         if idx != -1 and INTERRUPTION_MARKER.startswith(text[idx:]):
-            self.held = text[idx:]
+            self._held = text[idx:]
             return text[:idx]
         return text
 
@@ -234,6 +215,8 @@ class Transport:
 
     def __init__(self, settings: TransportSettings) -> None:
         self.settings = settings
+        self.shown_url = redact_url(settings.url)
+        """The endpoint's URL as messages and logs show it (credentials hidden)."""
         self._sessions: dict[
             asyncio.AbstractEventLoop, tuple[aiohttp.ClientSession, asyncio.Task[None]]
         ] = {}
@@ -251,9 +234,11 @@ class Transport:
                     "a SOCKS proxy needs the optional extra: pip install "
                     "'langchain-gprochat[socks]'"
                 ) from exc
-            connector = ProxyConnector.from_url(s.proxy, limit=s.max_connections, ssl=s.ssl)
+            connector = ProxyConnector.from_url(
+                s.proxy, limit=s.max_connections, ssl=s.ssl_option()
+            )
         else:
-            connector = aiohttp.TCPConnector(limit=s.max_connections, ssl=s.ssl)
+            connector = aiohttp.TCPConnector(limit=s.max_connections, ssl=s.ssl_option())
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=s.connect_timeout, sock_read=None
         )
@@ -307,11 +292,26 @@ class Transport:
                     loop.run_until_complete(session.close())
         self._sessions.clear()
 
+    def abandon(self) -> None:
+        """Forget every session without closing it or its connections.
+
+        For a forked child: the sessions and their sockets belong to the parent, and
+        closing them here would disturb its connections (a TLS ``close_notify`` on a
+        socket both processes share). Idle pooled connections are dropped from the pool
+        first, so that no finalizer closes them later.
+        """
+        for session, _keeper in self._sessions.values():
+            pool = getattr(session.connector, "_conns", None)  # aiohttp has no public way
+            if pool is not None:
+                pool.clear()
+            session.detach()
+        self._sessions.clear()
+
     # -- streaming --------------------------------------------------------------------
 
     async def stream(
         self, body_factory: Callable[[], bytes], *, keep_partial: bool = True
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Post a freshly built body and yield the answer text as it arrives.
 
         ``total_timeout`` bounds the whole call, retries and backoff included; a retry
@@ -333,8 +333,10 @@ class Transport:
         attempt = 0
         while True:
             try:
-                async for text in self._attempt(body_factory(), deadline, keep_partial):
-                    yield text
+                attempt_texts = self._attempt(body_factory(), deadline, keep_partial)
+                async with aclosing(attempt_texts) as texts:
+                    async for text in texts:
+                        yield text
                 return
             except _Retry as retry:
                 delay = self._backoff(attempt, retry.retry_after)
@@ -345,7 +347,7 @@ class Transport:
                 attempt += 1
                 logger.warning(
                     "gprochat request to %s failed (%s); retry %d of %d in %.2fs",
-                    s.url, retry.error.message, attempt, s.max_retries, delay,
+                    self.shown_url, retry.error.message, attempt, s.max_retries, delay,
                 )
                 await asyncio.sleep(delay)
 
@@ -357,82 +359,119 @@ class Transport:
         jitter: float = random.random()
         return ceiling * (0.5 + jitter / 2)
 
-    async def _attempt(
-        self, body: bytes, deadline: float | None, keep_partial: bool
-    ) -> AsyncIterator[str]:
+    def _deadline(
+        self, phase: TimeoutKind, since: float, total: float | None
+    ) -> tuple[float | None, TimeoutKind]:
+        """When the wait of ``phase`` that began at ``since`` times out, and as which kind."""
         s = self.settings
+        gap = s.first_byte_timeout if phase == "first_byte" else s.chunk_timeout
+        limit = None if gap is None else since + gap
+        if total is not None and (limit is None or total <= limit):
+            return total, "total"
+        return limit, phase
+
+    def _timeout(self, kind: TimeoutKind) -> APITimeoutError:
+        s = self.settings
+        value = {
+            "first_byte": s.first_byte_timeout,
+            "between_chunks": s.chunk_timeout,
+            "total": s.total_timeout,
+            "connect": s.connect_timeout,
+        }[kind]
+        return APITimeoutError(kind, float(value or 0.0), url=self.shown_url)
+
+    async def _attempt(
+        self, body: bytes, total: float | None, keep_partial: bool
+    ) -> AsyncGenerator[str, None]:
+        loop = asyncio.get_running_loop()
         session = await self.session()
-        watchdog = _Watchdog(s, deadline)
         response: aiohttp.ClientResponse | None = None
         delivered = _Delivered(keep_partial)
+        reader = _Decoder(self.shown_url)
+        since = loop.time()
+        when, kind = self._deadline("first_byte", since, total)
         try:
-            watchdog.begin("first_byte")
-            data = body if len(body) <= _INLINE_BODY_MAX else io.BytesIO(body)
-            response = await session.post(s.url, data=data, proxy=_http_proxy(s.proxy))
-            if response.status != 200:
-                status = await _status_error(response, s.url)
-                if status.status_code in RETRY_STATUSES:
-                    raise _Retry(status, status.retry_after)
-                raise status
-            async for text in self._read(response, watchdog, delivered):
-                yield text
-        except asyncio.CancelledError:
-            kind = watchdog.fired
-            if kind is None:
-                raise
-            _uncancel()
-            error = APITimeoutError(kind, watchdog.timeout_of(kind), url=s.url)
+            async with timeout_at(when):
+                response = await self._post(session, body)
+                await self._check(response)
+            content = response.content
+            while True:
+                async with timeout_at(when):
+                    data = await content.read(_READ_SIZE)
+                text = reader.feed(data)
+                if text:
+                    delivered.add(text)
+                    yield text
+                if not data:
+                    break
+                when, kind = self._deadline("between_chunks", loop.time(), total)
+            if reader.failed:
+                raise self._failed_mid_answer(delivered)
+        except aiohttp.ClientError as exc:  # before TimeoutError: some are both
+            raise self._client_error(exc, delivered) from exc
+        except asyncio.TimeoutError:
+            error = self._timeout(kind)
             if delivered.chars:
-                raise delivered.interrupted(error.message.rstrip("."), s.url) from None
+                raise delivered.interrupted(error.message.rstrip("."), self.shown_url) from None
             if kind == "first_byte":
                 raise _Retry(error) from None
             raise error from None
-        except aiohttp.ClientError as exc:
-            raise self._client_error(exc, delivered) from exc
         finally:
-            watchdog.cancel()
             if response is not None:
                 response.close()
 
-    async def _read(
-        self, response: aiohttp.ClientResponse, watchdog: _Watchdog, delivered: _Delivered
-    ) -> AsyncIterator[str]:
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        guard = _MarkerGuard()
-        content = response.content
-        replaced = False
-        while True:
-            data = await content.read(_READ_SIZE)
-            watchdog.end()
-            if not data:
-                break
-            decoded = decoder.decode(data)
-            if not replaced and "\ufffd" in decoded:
-                replaced = _warn_if_replaced(decoded, data, self.settings.url)
-            text = guard.feed(decoded)
-            if text:
-                delivered.add(text)
-                yield text
-            watchdog.begin("between_chunks")
-        tail = guard.feed(decoder.decode(b"", final=True))
-        failed = guard.held == INTERRUPTION_MARKER
-        if not failed:
-            tail += guard.held
-        if tail:
-            delivered.add(tail)
-            yield tail
-        if failed:
-            reason = (
-                f'the server ended the stream with "{INTERRUPTION_MARKER}" (the model '
-                "failed mid-answer)"
+    async def _post(self, session: aiohttp.ClientSession, body: bytes) -> aiohttp.ClientResponse:
+        """POST ``body``, following only the redirects :func:`redirect_target` allows."""
+        s = self.settings
+        url = s.url
+        for _ in range(MAX_REDIRECTS + 1):
+            data = body if len(body) <= _INLINE_BODY_MAX else io.BytesIO(body)
+            response = await session.post(
+                url, data=data, proxy=_http_proxy(s.proxy), allow_redirects=False
             )
-            error = delivered.interrupted(reason, self.settings.url)
-            if delivered.chars:
-                raise error
-            raise _Retry(error)
+            if response.status not in REDIRECT_STATUSES:
+                return response
+            response.close()
+            location = response.headers.get("Location", "")
+            target, why = redirect_target(response.status, url, location)
+            if target is None:
+                raise RedirectError(
+                    response.status, why, url=self.shown_url, location=redact_url(location)
+                )
+            url = target
+        raise RedirectError(
+            response.status,
+            f"more than {MAX_REDIRECTS} redirects in a row",
+            url=self.shown_url,
+            location=redact_url(location),
+        )
+
+    async def _check(self, response: aiohttp.ClientResponse) -> None:
+        """Raise for an answer that is not a 200 gprochat stream."""
+        if response.status != 200:
+            status = await _status_error(response, self.shown_url)
+            if status.status_code in RETRY_STATUSES:
+                raise _Retry(status, status.retry_after)
+            raise status
+        if response.content_type in HTML_TYPES:
+            preview, _ = await _read_bounded(response, _HTML_PREVIEW)
+            raise UnexpectedResponseError(
+                response.status,
+                response.headers.get("Content-Type", response.content_type),
+                preview.decode("utf-8", "replace"),
+                url=self.shown_url,
+            )
+
+    def _failed_mid_answer(self, delivered: _Delivered) -> Exception:
+        reason = (
+            f'the server ended the stream with "{INTERRUPTION_MARKER}" (the model '
+            "failed mid-answer)"
+        )
+        error = delivered.interrupted(reason, self.shown_url)
+        return error if delivered.chars else _Retry(error)
 
     def _client_error(self, exc: aiohttp.ClientError, delivered: _Delivered) -> Exception:
-        url = self.settings.url
+        url = self.shown_url
         broke = f"the connection broke ({type(exc).__name__}: {exc})"
         if delivered.chars:
             return delivered.interrupted(broke, url)
@@ -467,12 +506,6 @@ async def _keep(session: aiohttp.ClientSession) -> None:
         raise
 
 
-def _uncancel() -> None:
-    task = asyncio.current_task()
-    if task is not None and hasattr(task, "uncancel"):
-        task.uncancel()
-
-
 def _http_proxy(proxy: str | None) -> str | None:
     return None if proxy is None or proxy.startswith("socks") else proxy
 
@@ -489,15 +522,28 @@ def _warn_if_replaced(decoded: str, data: bytes, url: str) -> bool:
     return True
 
 
+async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of the (decompressed) body, and whether there was more."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        data = await response.content.read(limit + 1 - size)
+        if not data:
+            break
+        chunks.append(data)
+        size += len(data)
+    body = b"".join(chunks)
+    return body[:limit], size > limit
+
+
 async def _status_error(response: aiohttp.ClientResponse, url: str) -> APIStatusError:
-    body = await response.read()
+    body, truncated = await _read_bounded(response, ERROR_BODY_MAX)
     message, code = parse_error_body(body)
     return status_error(
         response.status,
         message,
         url=url,
         server_code=code,
-        retry_after=_parse_retry_after(response.headers.get("Retry-After")),
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        body_truncated=truncated,
     )
-
-

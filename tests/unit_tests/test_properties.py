@@ -29,7 +29,7 @@ from langchain_gprochat.protocol import (
     render_tool_calls,
     turn_text,
 )
-from langchain_gprochat.transport import _MarkerGuard
+from langchain_gprochat.transport import _Decoder
 
 # Any code point, lone surrogates included: conversion is pure and must not care.
 TEXT = st.text(st.characters(exclude_categories=()), max_size=30)
@@ -180,10 +180,10 @@ def test_messages_to_turns_succeeds_or_raises_a_documented_error(
         position = found + len(text)
 
 
-def _chunked(text: str, cuts: list[int]) -> list[str]:
-    points = sorted({c % (len(text) + 1) for c in cuts})
-    edges = [0, *points, len(text)]
-    return [text[a:b] for a, b in pairwise(edges)]
+def _chunked(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    edges = [0, *points, len(data)]
+    return [data[a:b] for a, b in pairwise(edges) if b > a]
 
 
 MARKER_ISH = st.text(
@@ -193,17 +193,18 @@ MARKER_ISH = st.text(
 
 @settings(max_examples=300, deadline=None)
 @given(MARKER_ISH, st.booleans(), st.lists(st.integers(0, 10_000), max_size=8))
-def test_marker_guard_never_leaks_the_marker_and_never_loses_text(
+def test_decoder_never_leaks_the_marker_and_never_loses_text(
     text: str, failed: bool, cuts: list[int]
 ) -> None:
+    # Cuts fall anywhere in the bytes, also inside a multi-byte character.
     stream = text + INTERRUPTION_MARKER if failed else text
-    guard = _MarkerGuard()
-    released = "".join(guard.feed(piece) for piece in _chunked(stream, cuts))
-    ends_with_marker = stream.endswith(INTERRUPTION_MARKER)
-    if ends_with_marker:
+    decoder = _Decoder("http://127.0.0.1:1/api/generate")
+    pieces = [decoder.feed(piece) for piece in _chunked(stream.encode(), cuts)]
+    released = "".join(pieces) + decoder.feed(b"")
+    if stream.endswith(INTERRUPTION_MARKER):
         # The transport reports an interruption; what reached the caller is the rest.
-        assert guard.held == INTERRUPTION_MARKER
+        assert decoder.failed
         assert released == stream[: -len(INTERRUPTION_MARKER)]
     else:
-        assert released + guard.held == stream
-        assert INTERRUPTION_MARKER.startswith(guard.held)
+        assert not decoder.failed
+        assert released == stream

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from langchain_gprochat._sync import _HIGH_WATER, PrivateLoop
+from langchain_gprochat._sync import PrivateLoop
 
 
 @pytest.fixture
@@ -84,26 +84,40 @@ def test_iterate_raises_the_generator_error_after_its_items(runner: PrivateLoop)
     assert seen == ["a"]
 
 
-def test_a_fast_producer_pauses_for_a_slow_consumer(runner: PrivateLoop) -> None:
+def test_nothing_runs_ahead_of_a_sync_consumer(runner: PrivateLoop) -> None:
+    # While the caller holds a chunk, the generator is not advanced: no read (and so no
+    # timeout) is pending for a stream whose caller is busy.
     produced = 0
-    item = "x" * 1024
-    total = 4 * _HIGH_WATER // len(item)
+    total = 20
 
     async def fast() -> AsyncIterator[str]:
         nonlocal produced
-        for _ in range(total):
+        for n in range(total):
             produced += 1
-            yield item
+            yield f"item {n}"
             await asyncio.sleep(0)
 
     stream = runner.iterate(fast())
-    assert next(stream) == item
-    # Give the producer every chance to run ahead, then check it stopped at the mark.
+    assert next(stream) == "item 0"
+    # Give the producer every chance to run ahead, then check it did not.
     for _ in range(50):
         runner.run(asyncio.sleep(0.001))
-    ahead = produced
-    assert ahead <= _HIGH_WATER // len(item) + 2
-    assert sum(1 for _ in stream) == total - 1
+    assert produced == 1
+    assert list(stream) == [f"item {n}" for n in range(1, total)]
+    assert produced == total
+
+
+def test_sync_stream_steps_run_in_tasks_of_their_own(runner: PrivateLoop) -> None:
+    tasks: list[asyncio.Task[object] | None] = []
+
+    async def record() -> AsyncIterator[int]:
+        for n in range(3):
+            tasks.append(asyncio.current_task())
+            yield n
+
+    assert list(runner.iterate(record())) == [0, 1, 2]
+    assert len({id(task) for task in tasks}) == 3
+    assert None not in tasks
 
 
 def test_closing_the_sync_iterator_closes_the_async_generator(runner: PrivateLoop) -> None:
