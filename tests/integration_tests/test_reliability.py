@@ -18,7 +18,6 @@ import socket
 import time
 import tracemalloc
 import types
-from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, cast
