@@ -73,9 +73,14 @@ class Assembler:
         tool_names: Collection[str] | None = None,
     ) -> None:
         self._model_name = model_name
-        self._stop = StopFilter(stop or ())
+        self._stops = tuple(stop or ())
         self._tool_names = tool_names
-        self._tools = None if tool_names is None else ToolStreamParser(tool_names)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every delta taken so far (the answer starts again, from a retry)."""
+        self._stop = StopFilter(self._stops)
+        self._tools = None if self._tool_names is None else ToolStreamParser(self._tool_names)
         self._parts: list[str] = []
 
     @property

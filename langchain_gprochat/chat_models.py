@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+import warnings
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -29,8 +31,10 @@ from langchain_gprochat._client import Client, CopyableLock
 from langchain_gprochat._streaming import Assembler
 from langchain_gprochat._urls import has_userinfo, redact_url
 from langchain_gprochat.protocol import (
+    APPLIED_HEADER,
     DEFAULT_BASE_URL,
     DEFAULT_SECRET_KEY,
+    GENERATION_SETTINGS,
     RequestEncoder,
     Turn,
     messages_to_prompt,
@@ -47,14 +51,43 @@ from langchain_gprochat.transport import TransportSettings
 __all__ = ["ChatGPROChat"]
 
 _UNSUPPORTED = {
-    "temperature": "the endpoint has no sampling settings (the server fixes them)",
-    "top_p": "the endpoint has no sampling settings (the server fixes them)",
-    "top_k": "the endpoint has no sampling settings (the server fixes them)",
-    "max_tokens": "the endpoint has no output-length setting; use `stop` to cut answers",
-    "max_output_tokens": "the endpoint has no output-length setting; use `stop` to cut "
-    "answers",
-    "api_key": "gprochat endpoints authenticate with `secret_key` and `password`",
+    "n": "the endpoint returns one answer per request; call it again (or use `batch`)",
+    "seed": "the endpoint has no seed setting",
+    "frequency_penalty": "the gprochat protocol has no penalty settings",
+    "presence_penalty": "the gprochat protocol has no penalty settings",
+    "logprobs": "the endpoint streams plain text, without token probabilities",
+    "top_logprobs": "the endpoint streams plain text, without token probabilities",
+    "logit_bias": "the gprochat protocol has no logit bias setting",
 }
+"""Parameters of other chat models that this endpoint cannot honour, and why."""
+
+_CALL_ARGUMENTS = ("model", "stop", *GENERATION_SETTINGS, "tools", "tool_choice",
+                   "response_format")
+
+
+def _unsupported(name: str) -> str:
+    return f"ChatGPROChat does not take `{name}`: {_UNSUPPORTED[name]}."
+
+
+def _check_call_arguments(kwargs: Mapping[str, Any]) -> None:
+    """Refuse per-call arguments left over, with the message construction gives."""
+    for name in kwargs:
+        if name in _UNSUPPORTED:
+            raise TypeError(_unsupported(name))
+    if kwargs:
+        raise TypeError(
+            f"ChatGPROChat got unexpected call arguments: {sorted(kwargs)}; a call takes "
+            f"{', '.join(_CALL_ARGUMENTS)}"
+        )
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One prepared call: the body to send, the chunk assembler, the header check."""
+
+    body: Callable[[], bytes]
+    assembler: Assembler
+    on_response: Callable[[Mapping[str, str]], None] | None
 
 
 class ChatGPROChat(BaseChatModel):
@@ -192,6 +225,25 @@ class ChatGPROChat(BaseChatModel):
     )
     """The site password, or ``None`` (env ``GPROCHAT_PASSWORD``)."""
 
+    api_key: SecretStr | None = Field(
+        default_factory=secret_from_env("GPROCHAT_API_KEY", default=None)
+    )
+    """Sent as ``Authorization: Bearer <api_key>``, for a deployment behind an
+    authenticating gateway (env ``GPROCHAT_API_KEY``). The upstream app has no API key
+    and ignores the header."""
+
+    temperature: float | None = Field(default=None, ge=0)
+    """Sampling temperature, sent as ``generationConfig.temperature``."""
+
+    max_tokens: int | None = Field(default=None, ge=1, alias="max_output_tokens")
+    """Longest answer in tokens, sent as ``generationConfig.maxOutputTokens``."""
+
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    """Nucleus sampling, sent as ``generationConfig.topP``."""
+
+    top_k: int | None = Field(default=None, ge=1)
+    """Top-k sampling, sent as ``generationConfig.topK``."""
+
     history_mode: Literal["native", "prompt"] = "native"
     """``native``: role/parts turns; ``prompt``: one flattened user message."""
 
@@ -249,6 +301,8 @@ class ChatGPROChat(BaseChatModel):
 
     _client: Client | None = PrivateAttr(default=None)
     _client_lock: CopyableLock = PrivateAttr(default_factory=CopyableLock)
+    _unconfirmed: set[str] = PrivateAttr(default_factory=set)
+    """Settings already warned about as not confirmed by the endpoint (once each)."""
 
     # -- validation -----------------------------------------------------------------
 
@@ -256,9 +310,9 @@ class ChatGPROChat(BaseChatModel):
     @classmethod
     def _reject_unsupported(cls, values: Any) -> Any:
         if isinstance(values, dict):
-            for name, why in _UNSUPPORTED.items():
+            for name in _UNSUPPORTED:
                 if name in values:
-                    raise ValueError(f"ChatGPROChat does not take `{name}`: {why}.")
+                    raise ValueError(_unsupported(name))
         return values
 
     @field_validator("base_url")
@@ -308,7 +362,11 @@ class ChatGPROChat(BaseChatModel):
         ``base_url`` and ``proxy`` count as secrets when they carry credentials
         (``https://user:password@host``); ``load`` then takes them from ``secrets_map``.
         """
-        secrets = {"secret_key": "GPROCHAT_SECRET_KEY", "password": "GPROCHAT_PASSWORD"}
+        secrets = {
+            "secret_key": "GPROCHAT_SECRET_KEY",
+            "password": "GPROCHAT_PASSWORD",
+            "api_key": "GPROCHAT_API_KEY",
+        }
         if has_userinfo(self.base_url):
             secrets["base_url"] = "GPROCHAT_BASE_URL"
         if has_userinfo(self.proxy):
@@ -330,7 +388,14 @@ class ChatGPROChat(BaseChatModel):
             "model": self.model,
             "base_url": redact_url(self.base_url),
             "history_mode": self.history_mode,
+            **self._generation(),
         }
+
+    def _generation(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The standard generation settings that are set, call overrides applied."""
+        values = {name: getattr(self, name) for name in GENERATION_SETTINGS}
+        values.update(overrides or {})
+        return {name: value for name, value in values.items() if value is not None}
 
     def _get_ls_params(
         self, stop: list[str] | None = None, **kwargs: Any
@@ -340,6 +405,13 @@ class ChatGPROChat(BaseChatModel):
             ls_model_name=kwargs.get("model") or self.model,
             ls_model_type="chat",
         )
+        generation = self._generation(
+            {name: kwargs[name] for name in GENERATION_SETTINGS if name in kwargs}
+        )
+        if "temperature" in generation:
+            params["ls_temperature"] = generation["temperature"]
+        if "max_tokens" in generation:
+            params["ls_max_tokens"] = generation["max_tokens"]
         if ls_stop := stop or self.stop:
             params["ls_stop"] = ls_stop
         return params
@@ -360,9 +432,15 @@ class ChatGPROChat(BaseChatModel):
             proxy=self.proxy,
             verify=self.verify,
             ssl_context=self.ssl_context,
-            headers=dict(self.default_headers or {}),
+            headers=self._headers(),
             max_connections=self.max_connections,
         )
+
+    def _headers(self) -> dict[str, str]:
+        headers = dict(self.default_headers or {})
+        if self.api_key is not None:
+            headers["Authorization"] = f"Bearer {self.api_key.get_secret_value()}"
+        return headers
 
     @property
     def client(self) -> Client:
@@ -434,28 +512,59 @@ class ChatGPROChat(BaseChatModel):
             return messages_to_prompt(messages)
         return messages_to_turns(messages, max_history_messages=self.max_history_messages)
 
-    def _body_factory(self, messages: Sequence[BaseMessage]) -> Callable[[], bytes]:
+    def _body_factory(
+        self, messages: Sequence[BaseMessage], generation: Mapping[str, Any]
+    ) -> Callable[[], bytes]:
         turns = self._turns(messages)  # raises ValueError before any I/O
         encoder = RequestEncoder(
             turns,
             password=None if self.password is None else self.password.get_secret_value(),
             secret_key=self.secret_key.get_secret_value(),
+            generation_config={GENERATION_SETTINGS[k]: v for k, v in generation.items()},
         )
         return lambda: encoder.encode(time.time_ns() // 1_000_000)
 
     def _prepare(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> tuple[Callable[[], bytes], Assembler]:
+    ) -> _Call:
         kwargs = dict(kwargs)
         model_name = kwargs.pop("model", None) or self.model
+        if "max_output_tokens" in kwargs:
+            kwargs.setdefault("max_tokens", kwargs.pop("max_output_tokens"))
+        generation = self._generation(
+            {name: kwargs.pop(name) for name in GENERATION_SETTINGS if name in kwargs}
+        )
         messages, tool_names = self._apply_tools(messages, kwargs)
-        if kwargs:
-            raise TypeError(
-                f"ChatGPROChat got unexpected call arguments: {sorted(kwargs)}"
-            )
+        _check_call_arguments(kwargs)
         assembler = Assembler(model_name, stop if stop is not None else self.stop,
                               tool_names)
-        return self._body_factory(messages), assembler
+        body = self._body_factory(messages, generation)
+        return _Call(body, assembler, self._confirmation(generation))
+
+    def _confirmation(
+        self, generation: Collection[str]
+    ) -> Callable[[Mapping[str, str]], None] | None:
+        """Warns (once per model and setting) about settings the endpoint did not confirm."""
+        if not generation:
+            return None
+
+        def check(headers: Mapping[str, str]) -> None:
+            applied = {name.strip() for name in headers.get(APPLIED_HEADER, "").split(",")}
+            for name in generation:
+                wire = GENERATION_SETTINGS[name]
+                if wire in applied or name in self._unconfirmed:
+                    continue
+                self._unconfirmed.add(name)
+                warnings.warn(
+                    f"{redact_url(self.base_url)} did not confirm `{name}` (sent as "
+                    f"generationConfig.{wire}): the endpoint may ignore it, as the upstream "
+                    "GeminiProChat app does. gprochat-server applies it where its backend "
+                    "model has that setting.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+
+        return check
 
     @staticmethod
     def _apply_tools(
@@ -546,9 +655,10 @@ class ChatGPROChat(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        body, assembler = self._prepare(messages, stop, kwargs)
+        call = self._prepare(messages, stop, kwargs)
+        assembler = call.assembler
         client = self.client  # held by this frame until the stream ends
-        stream = client.transport.stream(body)
+        stream = client.transport.stream(call.body, on_response=call.on_response)
         try:
             async for text in stream:
                 for chunk in assembler.feed(text):
@@ -571,9 +681,12 @@ class ChatGPROChat(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        body, assembler = self._prepare(messages, stop, kwargs)
+        call = self._prepare(messages, stop, kwargs)
+        assembler = call.assembler
         client = self.client
-        texts = client.sync_loop.iterate(client.transport.stream(body))
+        texts = client.sync_loop.iterate(
+            client.transport.stream(call.body, on_response=call.on_response)
+        )
         try:
             for text in texts:
                 for chunk in assembler.feed(text):
@@ -589,9 +702,13 @@ class ChatGPROChat(BaseChatModel):
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
 
-    async def _collect(self, body: Callable[[], bytes], assembler: Assembler) -> ChatResult:
+    async def _collect(self, call: _Call) -> ChatResult:
+        """The whole answer, not streamed: an interrupted answer is retried whole."""
+        assembler = call.assembler
         client = self.client  # held by this frame until the answer is in
-        stream = client.transport.stream(body)
+        stream = client.transport.stream(
+            call.body, on_response=call.on_response, restart=assembler.reset
+        )
         try:
             async for text in stream:
                 assembler.collect(text)
@@ -608,8 +725,7 @@ class ChatGPROChat(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        body, assembler = self._prepare(messages, stop, kwargs)
-        return await self._collect(body, assembler)
+        return await self._collect(self._prepare(messages, stop, kwargs))
 
     def _generate(
         self,
@@ -618,5 +734,5 @@ class ChatGPROChat(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        body, assembler = self._prepare(messages, stop, kwargs)
-        return self.client.sync_loop.run(self._collect(body, assembler))
+        call = self._prepare(messages, stop, kwargs)
+        return self.client.sync_loop.run(self._collect(call))

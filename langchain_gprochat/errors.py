@@ -5,25 +5,49 @@ from an HTTP answer carry the status code, the server's own message (parsed from
 body whatever its content type says) and the URL; none of them ever carries the secret
 key or the password.
 
+Each class is also one of langchain-core's model errors
+(``langchain_core.exceptions.ModelError`` and its subclasses, in brackets below), so
+LangChain's agent middleware and user code that classify failures by those classes and
+their ``is_retryable`` treat this model like any other. ``is_retryable`` follows this
+package's own retry rules: true exactly where the transport retries a request itself
+(or, for an interrupted stream, where a new request may succeed).
+
 ```
-GPROChatError
-├── APIConnectionError           could not reach the server (refused, DNS, TLS, proxy)
-├── APITimeoutError              a timeout fired (also a builtin ``TimeoutError``)
-├── StreamInterruptedError       the answer broke off after text had reached the caller
-├── UnexpectedResponseError      a 200 answer that is not a gprochat answer (an HTML page)
-└── APIStatusError               the server answered with an error status
-    ├── RedirectError            3xx that is not followed (another host, a downgrade)
-    ├── BadRequestError          400
-    ├── AuthenticationError      401 (``reason``: "password", "signature" or "expired")
-    ├── PayloadTooLargeError     413
-    ├── RateLimitError           429
-    └── ServerError              5xx
+GPROChatError [ModelError]
+├── APIConnectionError       [ModelConnectionError]  refused, DNS, TLS, proxy
+├── APITimeoutError          [ModelTimeoutError]     a timeout fired (also ``TimeoutError``)
+├── StreamInterruptedError   [ModelAPIError]         the answer broke off mid-stream
+├── UnexpectedResponseError  [ModelAPIError]         a 200 answer that is an HTML page
+└── APIStatusError           [ModelError]            an error status
+    ├── RedirectError                                3xx not followed
+    ├── BadRequestError      [ModelInvalidRequestError]   400
+    ├── AuthenticationError  [ModelAuthenticationError]   401 (``reason``)
+    ├── PermissionDeniedError [ModelPermissionDeniedError] 403
+    ├── NotFoundError        [ModelNotFoundError]         404
+    ├── PayloadTooLargeError [ModelInvalidRequestError]   413
+    ├── RateLimitError       [ModelRateLimitError]        429
+    ├── ServerError          [ModelAPIError]              5xx
+    └── ContextOverflowStatusError [ContextOverflowError] the input is too long
 ```
 """
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar, Literal
+
+from langchain_core.exceptions import (
+    ContextOverflowError,
+    ModelAPIError,
+    ModelAuthenticationError,
+    ModelConnectionError,
+    ModelError,
+    ModelInvalidRequestError,
+    ModelNotFoundError,
+    ModelPermissionDeniedError,
+    ModelRateLimitError,
+    ModelTimeoutError,
+)
 
 __all__ = [
     "APIConnectionError",
@@ -31,8 +55,11 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ContextOverflowStatusError",
     "GPROChatError",
+    "NotFoundError",
     "PayloadTooLargeError",
+    "PermissionDeniedError",
     "RateLimitError",
     "RedirectError",
     "ServerError",
@@ -49,21 +76,37 @@ SHOWN_MESSAGE_MAX = 500
 ERROR_BODY_MAX = 16 * 1024
 """Bytes of an error body (after decompression) that the client reads at most."""
 
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+"""Statuses retried with backoff; 400, 401 and 413 never are."""
 
-class GPROChatError(Exception):
-    """Base class of every error raised by langchain-gprochat."""
+CONTEXT_OVERFLOW = re.compile(
+    r"input token count .{0,40}exceeds the maximum number of tokens"
+    r"|exceeds the maximum number of tokens allowed"
+    r"|context (?:length|window) (?:exceeded|is too long)",
+    re.IGNORECASE,
+)
+"""How a server says the input is too long (Gemini's wording first): "The input token
+count (1200293) exceeds the maximum number of tokens allowed (1048576)."."""
+
+
+class GPROChatError(ModelError):
+    """Base class of every error raised by langchain-gprochat (a langchain-core ``ModelError``)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
 
-class APIConnectionError(GPROChatError):
-    """The server could not be reached, or the connection failed before an answer."""
+class APIConnectionError(GPROChatError, ModelConnectionError):
+    """The server could not be reached, or the connection failed before an answer.
 
-    def __init__(self, message: str, *, url: str) -> None:
+    ``is_retryable`` is false for a TLS certificate that failed verification.
+    """
+
+    def __init__(self, message: str, *, url: str, retryable: bool = True) -> None:
         super().__init__(message)
         self.url = url
+        self.is_retryable = retryable
 
 
 _TIMEOUT_HINTS: dict[str, str] = {
@@ -77,8 +120,12 @@ _TIMEOUT_HINTS: dict[str, str] = {
 }
 
 
-class APITimeoutError(GPROChatError, TimeoutError):
-    """A timeout fired. ``kind`` says which one, ``timeout`` its value in seconds."""
+class APITimeoutError(GPROChatError, ModelTimeoutError, TimeoutError):
+    """A timeout fired. ``kind`` says which one, ``timeout`` its value in seconds.
+
+    ``is_retryable`` is true for the connect and first-byte timeouts, which the transport
+    retries.
+    """
 
     def __init__(self, kind: TimeoutKind, timeout: float, *, url: str) -> None:
         message = (
@@ -89,12 +136,15 @@ class APITimeoutError(GPROChatError, TimeoutError):
         self.kind: TimeoutKind = kind
         self.timeout = timeout
         self.url = url
+        self.is_retryable = kind in ("connect", "first_byte")
 
 
-class StreamInterruptedError(GPROChatError):
+class StreamInterruptedError(GPROChatError, ModelAPIError):
     """The answer broke off after part of it had already been delivered.
 
-    It is never retried automatically, since the caller has already seen ``partial_text``.
+    A streaming call never retries it, since the caller has already seen
+    ``partial_text``; a non-streaming call (``invoke``) retries it like a failure before
+    the first byte. A new request may succeed (``is_retryable``).
     It is also what a stream that kept failing before any text arrived raises once the
     retries are spent (``delivered_chars == 0``).
 
@@ -104,10 +154,19 @@ class StreamInterruptedError(GPROChatError):
         delivered_chars: how many characters had been delivered (``len(partial_text)``
             unless the transport was told not to keep the text).
         url: the URL that was requested.
+
+    ``retried`` says the answer was never delivered (a non-streaming call) and was
+    retried until ``max_retries`` ran out; the message then says so.
     """
 
     def __init__(
-        self, reason: str, *, partial_text: str, url: str, chars: int | None = None
+        self,
+        reason: str,
+        *,
+        partial_text: str,
+        url: str,
+        chars: int | None = None,
+        retried: bool = False,
     ) -> None:
         arrived = len(partial_text) if chars is None else chars
         if not arrived:
@@ -120,10 +179,16 @@ class StreamInterruptedError(GPROChatError):
                 if len(partial_text) == arrived
                 else "The partial text was not kept (keep_partial=False)"
             )
+            why = (
+                "it was never delivered, and the retries that `max_retries` allows are "
+                "spent"
+                if retried
+                else "the request was not retried because part of the answer had "
+                "already been delivered"
+            )
             message = (
                 f"the answer from {url} was interrupted after {arrived} characters had "
-                f"arrived: {reason}. {kept}; the request was not retried because part of "
-                "the answer had already been delivered."
+                f"arrived: {reason}. {kept}; {why}."
             )
         super().__init__(message)
         self.reason = reason
@@ -172,19 +237,24 @@ class APIStatusError(GPROChatError):
         self.url = url
         self.retry_after = retry_after
         self.body_truncated = body_truncated
+        self.is_retryable = self._retryable(status_code)
+
+    def _retryable(self, status_code: int) -> bool:
+        """Whether the transport retries this answer (``is_retryable``)."""
+        return status_code in RETRY_STATUSES
 
     def _hint(self, server_message: str) -> str:
         """What to do about it, shown after the server's message."""
         return self.hint
 
 
-class BadRequestError(APIStatusError):
+class BadRequestError(APIStatusError, ModelInvalidRequestError):
     """400: the server rejected the request body."""
 
     hint = "the request was malformed; the message above says which field"
 
 
-class AuthenticationError(APIStatusError):
+class AuthenticationError(APIStatusError, ModelAuthenticationError):
     """401: the password or the signature was refused, or the request expired.
 
     ``reason`` is ``"password"``, ``"signature"``, ``"expired"`` or ``"unknown"``.
@@ -209,22 +279,47 @@ class AuthenticationError(APIStatusError):
         return self._HINTS[self.reason]
 
 
-class PayloadTooLargeError(APIStatusError):
+class PermissionDeniedError(APIStatusError, ModelPermissionDeniedError):
+    """403: the server (or a proxy in front of it) refused access."""
+
+    hint = "access was refused; check `password`, `api_key` and `default_headers`"
+
+
+class NotFoundError(APIStatusError, ModelNotFoundError):
+    """404: there is no gprochat endpoint at that URL."""
+
+    hint = "no endpoint at this URL; check `base_url` (the path /api/generate is added)"
+
+
+class PayloadTooLargeError(APIStatusError, ModelInvalidRequestError):
     """413: the request body is larger than the server accepts."""
 
     hint = "shorten the conversation or set `max_history_messages`"
 
 
-class RateLimitError(APIStatusError):
+class RateLimitError(APIStatusError, ModelRateLimitError):
     """429: too many requests; ``retry_after`` says how long the server asked to wait."""
 
     hint = "too many requests; wait, or raise `max_retries`"
 
 
-class ServerError(APIStatusError):
+class ServerError(APIStatusError, ModelAPIError):
     """5xx: the server or the model behind it failed."""
 
     hint = "the server failed; retried up to `max_retries` times"
+
+
+class ContextOverflowStatusError(APIStatusError, ContextOverflowError):
+    """The server says the input is longer than its model takes (any status).
+
+    Raised instead of the status's own class where the message matches
+    :data:`CONTEXT_OVERFLOW`; never retried, since the same input would fail again.
+    """
+
+    hint = "the conversation is too long for the model; shorten it or set `max_history_messages`"
+
+    def _retryable(self, status_code: int) -> bool:
+        return False
 
 
 class RedirectError(APIStatusError):
@@ -248,7 +343,7 @@ class RedirectError(APIStatusError):
         )
 
 
-class UnexpectedResponseError(GPROChatError):
+class UnexpectedResponseError(GPROChatError, ModelAPIError):
     """The server answered 200 with something that is not a gprochat answer.
 
     A gprochat endpoint streams ``text/plain``; an HTML page (a login page, a captive
@@ -274,6 +369,7 @@ class UnexpectedResponseError(GPROChatError):
         self.content_type = content_type
         self.preview = preview
         self.url = url
+        self.is_retryable = False
 
 
 def _html_title(html: str) -> str:
@@ -298,6 +394,16 @@ def shown_text(server_message: str, body_truncated: bool = False) -> str:
     return f"{shown} [cut: {'; '.join(notes)}]" if notes else shown
 
 
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    413: PayloadTooLargeError,
+    429: RateLimitError,
+}
+
+
 def status_error(
     status_code: int,
     server_message: str,
@@ -309,18 +415,12 @@ def status_error(
 ) -> APIStatusError:
     """Build the :class:`APIStatusError` subclass that matches ``status_code``."""
     cls: type[APIStatusError]
-    if status_code == 400:
-        cls = BadRequestError
-    elif status_code == 401:
-        cls = AuthenticationError
-    elif status_code == 413:
-        cls = PayloadTooLargeError
-    elif status_code == 429:
-        cls = RateLimitError
+    if CONTEXT_OVERFLOW.search(server_message):
+        cls = ContextOverflowStatusError
     elif status_code >= 500:
         cls = ServerError
     else:
-        cls = APIStatusError
+        cls = _STATUS_CLASSES.get(status_code, APIStatusError)
     return cls(
         status_code,
         server_message,

@@ -42,9 +42,12 @@ from langchain_core.messages import (
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 __all__ = [
+    "APPLIED_HEADER",
     "DEFAULT_BASE_URL",
     "DEFAULT_SECRET_KEY",
     "GENERATE_PATH",
+    "GENERATION_CONFIG",
+    "GENERATION_SETTINGS",
     "INTERRUPTION_MARKER",
     "SYSTEM_TEMPLATE",
     "TOOL_ERROR_TEMPLATE",
@@ -72,6 +75,22 @@ DEFAULT_SECRET_KEY = "2BC120D4-BB36-1B60-26DE-DB630472A3D8"
 
 GENERATE_PATH = "/api/generate"
 AUTH_PATH = "/api/auth"
+
+GENERATION_CONFIG = "generationConfig"
+"""Optional body field (an extension, see below) carrying the sampling settings."""
+
+GENERATION_SETTINGS = {
+    "temperature": "temperature",
+    "max_tokens": "maxOutputTokens",
+    "top_p": "topP",
+    "top_k": "topK",
+}
+"""LangChain's standard parameters and their names in ``generationConfig`` (Gemini's)."""
+
+APPLIED_HEADER = "X-GPROChat-Applied"
+"""Answer header by which a server confirms the ``generationConfig`` names it applied
+(comma-separated). The upstream app ignores ``generationConfig`` and sends no such
+header; ``gprochat-server`` sends it."""
 
 INTERRUPTION_MARKER = "Internal server error"
 """Text the upstream appends to a 200 stream when the model fails mid-answer."""
@@ -178,17 +197,29 @@ class RequestEncoder:
 
     The turns are serialized once; each call only adds a fresh ``time`` and ``sign``,
     so a retry is signed with a new timestamp at almost no cost. The bytes are those
-    of :func:`encode_request`.
+    of :func:`encode_request`; a ``generation_config`` (Gemini's names, see
+    :data:`GENERATION_SETTINGS`) adds a ``generationConfig`` object after ``sign``, and
+    without one the body is exactly the upstream web client's.
     """
 
-    __slots__ = ("_head", "_last_text", "_secret_key", "_tail")
+    __slots__ = ("_head", "_last_text", "_secret_key", "_tail", "_trailer")
 
-    def __init__(self, turns: Sequence[Turn], *, password: str | None, secret_key: str) -> None:
+    def __init__(
+        self,
+        turns: Sequence[Turn],
+        *,
+        password: str | None,
+        secret_key: str,
+        generation_config: dict[str, float | int] | None = None,
+    ) -> None:
         if not turns:
             raise ValueError("cannot build a request without messages")
         self._head = '{"messages":' + _json(_wire_messages(turns)) + ',"time":'
         password = None if password is None else well_formed(password)
         self._tail = ',"pass":' + _json(password) + ',"sign":"'
+        self._trailer = (
+            f',"{GENERATION_CONFIG}":{_json(generation_config)}}}' if generation_config else "}"
+        )
         self._last_text = turn_text(turns[-1])
         self._secret_key = secret_key
 
@@ -198,7 +229,7 @@ class RequestEncoder:
     def encode(self, time_ms: int) -> bytes:
         """The body signed for ``time_ms``."""
         signature = sign(time_ms, self._last_text, self._secret_key)
-        return f'{self._head}{time_ms}{self._tail}{signature}"}}'.encode()
+        return f'{self._head}{time_ms}{self._tail}{signature}"{self._trailer}'.encode()
 
 
 def encode_request(request: GenerateRequest) -> bytes:

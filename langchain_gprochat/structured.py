@@ -13,7 +13,10 @@ A reply that does not parse raises ``OutputParserException``, or with
 ``include_raw=True`` is returned as ``{"raw": ..., "parsed": None, "parsing_error": ...}``.
 With ``function_calling`` that includes a reply without a valid call to the schema's
 tool (prose only, or an invalid call): LangChain's tool parsers alone would return
-``None`` for it, but the tool was forced, so it is an error. A call whose arguments fail
+``None`` for it, but the tool was forced, so it is an error, whose message says which
+``method=`` fits a model that answers with plain JSON. A reply that is only a JSON
+object matching the schema (the call's arguments without the call) is taken as the
+call. A call whose arguments fail
 the pydantic class's validation raises pydantic's ``ValidationError``, as elsewhere in
 LangChain.
 """
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.exceptions import OutputParserException
 from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages.tool import tool_call
 from langchain_core.output_parsers import (
     JsonOutputKeyToolsParser,
     JsonOutputParser,
@@ -40,6 +44,8 @@ from langchain_core.runnables import (
 )
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
+
+from langchain_gprochat.tools import new_tool_call_id
 
 if TYPE_CHECKING:
     from langchain_core.language_models import LanguageModelInput
@@ -86,18 +92,67 @@ def _is_pydantic(schema: Any) -> bool:
     return isinstance(schema, type) and is_basemodel_subclass(schema)
 
 
-def _require_call(name: str) -> Runnable[BaseMessage, BaseMessage]:
-    """Pass the reply on if it holds a valid call to ``name``, else raise."""
+_OTHER_METHODS = (
+    "if this model answers with plain JSON rather than a tool call, "
+    "method='json_schema' (or 'json_mode') fits it"
+)
+
+
+def _bare_arguments(text: str) -> dict[str, Any] | None:
+    """``text`` as one JSON object (a fenced block allowed), or ``None``."""
+    text = text.strip()
+    if text.startswith("```"):
+        text = text.strip("`").strip()
+        text = text[4:] if text.startswith("json") else text
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _matches(schema: dict[str, Any] | type, arguments: dict[str, Any]) -> bool:
+    """Whether ``arguments`` can be the arguments of the forced tool for ``schema``."""
+    if _is_pydantic(schema):
+        try:
+            schema.model_validate(arguments)  # type: ignore[union-attr]
+        except ValueError:
+            return False
+        return True
+    parameters = convert_to_openai_tool(schema)["function"].get("parameters", {})
+    known = set(parameters.get("properties", {}))
+    required = set(parameters.get("required", []))
+    return required <= set(arguments) and (not known or set(arguments) <= known)
+
+
+def _require_call(name: str, schema: dict[str, Any] | type) -> Runnable[BaseMessage, BaseMessage]:
+    """Pass the reply on if it holds a valid call to ``name``, else raise.
+
+    A reply that is only a JSON object matching the schema (the arguments without the
+    call around them, as some models answer a forced tool) is taken as that call.
+    """
 
     def check(message: BaseMessage) -> BaseMessage:
         calls = message.tool_calls if isinstance(message, AIMessage) else []
         if any(call["name"] == name for call in calls):
             return message
+        arguments = _bare_arguments(message.text)
+        if arguments is not None and _matches(schema, arguments):
+            call = tool_call(name=name, args=arguments, id=new_tool_call_id())
+            return AIMessage(
+                content="", tool_calls=[call], response_metadata=message.response_metadata
+            )
         invalid = message.invalid_tool_calls if isinstance(message, AIMessage) else []
         errors = [str(call["error"]) for call in invalid if call.get("error")]
-        why = "; ".join(errors) if errors else "the reply holds no valid call to it"
+        if errors:
+            why = "; ".join(errors)
+        elif arguments is not None:
+            why = "the reply is a JSON object that does not match the schema"
+        else:
+            why = "the reply holds no valid call to it"
         raise OutputParserException(
-            f"expected a call to the tool {name!r}: {why}", llm_output=message.text
+            f"expected a call to the tool {name!r}: {why}; {_OTHER_METHODS}",
+            llm_output=message.text,
         )
 
     return RunnableLambda(check, name="require_tool_call")
@@ -132,7 +187,7 @@ def structured_output(
             output_parser = PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
         else:
             output_parser = JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
-        output_parser = _require_call(name) | output_parser
+        output_parser = _require_call(name, schema) | output_parser
     elif method in ("json_schema", "json_mode"):
         if method == "json_schema":
             response_format: dict[str, Any] = {

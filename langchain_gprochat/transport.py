@@ -58,6 +58,7 @@ import aiohttp
 from langchain_gprochat._urls import MAX_REDIRECTS, REDIRECT_STATUSES, redact_url, redirect_target
 from langchain_gprochat.errors import (
     ERROR_BODY_MAX,
+    RETRY_STATUSES,
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
@@ -78,9 +79,6 @@ else:  # pragma: no cover - exercised on Python 3.10
 __all__ = ["RETRY_STATUSES", "Transport", "TransportSettings"]
 
 logger = logging.getLogger("langchain_gprochat")
-
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-"""Statuses retried with backoff; 400, 401 and 413 never are."""
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 """Content types of a 200 answer that is a web page, not a gprochat answer."""
@@ -113,7 +111,7 @@ class TransportSettings:
     proxy: str | None = field(default=None, repr=False)
     verify: bool | str = True
     ssl_context: ssl.SSLContext | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     max_connections: int = 100
 
     @property
@@ -310,7 +308,12 @@ class Transport:
     # -- streaming --------------------------------------------------------------------
 
     async def stream(
-        self, body_factory: Callable[[], bytes], *, keep_partial: bool = True
+        self,
+        body_factory: Callable[[], bytes],
+        *,
+        keep_partial: bool = True,
+        on_response: Callable[[Mapping[str, str]], None] | None = None,
+        restart: Callable[[], None] | None = None,
     ) -> AsyncGenerator[str, None]:
         """Post a freshly built body and yield the answer text as it arrives.
 
@@ -325,6 +328,11 @@ class Transport:
                 holds no answer text at all, so its memory stays within a few reads
                 whatever the answer's size (for callers that forward and drop the text);
                 ``partial_text`` is then empty and ``delivered_chars`` still counts.
+            on_response: called with the headers of each 200 answer, before its text.
+            restart: for a caller that has shown nothing of the text to anyone yet (a
+                non-streaming call): an answer interrupted after some text is then
+                retried like one that failed before its first byte, and ``restart`` is
+                called first, so the caller drops the text it got.
         """
         s = self.settings
         loop = asyncio.get_running_loop()
@@ -332,24 +340,33 @@ class Transport:
         deadline = None if total is None else loop.time() + total
         attempt = 0
         while True:
+            yielded = False
             try:
-                attempt_texts = self._attempt(body_factory(), deadline, keep_partial)
-                async with aclosing(attempt_texts) as texts:
+                texts = self._attempt(body_factory(), deadline, keep_partial, on_response)
+                async with aclosing(texts):
                     async for text in texts:
+                        yielded = True
                         yield text
                 return
-            except _Retry as retry:
-                delay = self._backoff(attempt, retry.retry_after)
-                if attempt >= s.max_retries or (
-                    deadline is not None and loop.time() + delay >= deadline
-                ):
-                    raise retry.error from None
-                attempt += 1
-                logger.warning(
-                    "gprochat request to %s failed (%s); retry %d of %d in %.2fs",
-                    self.shown_url, retry.error.message, attempt, s.max_retries, delay,
-                )
-                await asyncio.sleep(delay)
+            except StreamInterruptedError as exc:
+                if restart is None:
+                    raise
+                retry = _Retry(exc)
+            except _Retry as exc:
+                retry = exc
+            delay = self._backoff(attempt, retry.retry_after)
+            if attempt >= s.max_retries or (
+                deadline is not None and loop.time() + delay >= deadline
+            ):
+                raise _final(retry.error, restarted=yielded) from None
+            attempt += 1
+            if yielded and restart is not None:
+                restart()
+            logger.warning(
+                "gprochat request to %s failed (%s); retry %d of %d in %.2fs",
+                self.shown_url, retry.error.message, attempt, s.max_retries, delay,
+            )
+            await asyncio.sleep(delay)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         s = self.settings
@@ -381,7 +398,11 @@ class Transport:
         return APITimeoutError(kind, float(value or 0.0), url=self.shown_url)
 
     async def _attempt(
-        self, body: bytes, total: float | None, keep_partial: bool
+        self,
+        body: bytes,
+        total: float | None,
+        keep_partial: bool,
+        on_response: Callable[[Mapping[str, str]], None] | None,
     ) -> AsyncGenerator[str, None]:
         loop = asyncio.get_running_loop()
         session = await self.session()
@@ -394,6 +415,8 @@ class Transport:
             async with timeout_at(when):
                 response = await self._post(session, body)
                 await self._check(response)
+            if on_response is not None:
+                on_response(response.headers)
             content = response.content
             while True:
                 async with timeout_at(when):
@@ -450,7 +473,7 @@ class Transport:
         """Raise for an answer that is not a 200 gprochat stream."""
         if response.status != 200:
             status = await _status_error(response, self.shown_url)
-            if status.status_code in RETRY_STATUSES:
+            if status.is_retryable:
                 raise _Retry(status, status.retry_after)
             raise status
         if response.content_type in HTML_TYPES:
@@ -483,6 +506,7 @@ class Transport:
                 f"TLS certificate verification failed for {url}: {exc.certificate_error}. "
                 "Pass `verify` (a CA bundle path) or `ssl_context` to trust the server",
                 url=url,
+                retryable=False,
             )
         if isinstance(exc, aiohttp.ClientPayloadError):
             return _Retry(delivered.interrupted(broke, url))
@@ -491,6 +515,19 @@ class Transport:
                 f"could not get an answer from {url}: {type(exc).__name__}: {exc}", url=url
             )
         )
+
+
+def _final(error: GPROChatError, *, restarted: bool) -> GPROChatError:
+    """The error to raise when no retry is left; says so of an undelivered answer."""
+    if not (restarted and isinstance(error, StreamInterruptedError)):
+        return error
+    return StreamInterruptedError(
+        error.reason,
+        partial_text=error.partial_text,
+        url=error.url,
+        chars=error.delivered_chars,
+        retried=True,
+    )
 
 
 async def _keep(session: aiohttp.ClientSession) -> None:

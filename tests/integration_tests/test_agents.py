@@ -428,6 +428,30 @@ def test_structured_output_function_calling_error_messages() -> None:
     )
 
 
+@pytest.mark.parametrize("kind", sorted(SCHEMAS))
+@pytest.mark.parametrize("fenced", [False, True])
+def test_structured_output_default_method_takes_a_bare_matching_object(
+    kind: str, fenced: bool
+) -> None:
+    # Some models answer a forced tool with its arguments alone, not wrapped in a call.
+    schema, _ = SCHEMAS[kind]
+    reply = json.dumps(JOKE)
+    reply = f"```json\n{reply}\n```" if fenced else reply
+    with scripted([reply]) as (llm, _):
+        parsed = llm.with_structured_output(schema).invoke("Tell me a joke.")
+    assert parsed == (Joke(**JOKE) if kind == "pydantic" else JOKE)
+
+
+def test_structured_output_default_method_error_names_the_methods_that_fit() -> None:
+    with scripted(['{"answer": 42}']) as (llm, _), pytest.raises(OutputParserException) as caught:
+        llm.with_structured_output(Joke).invoke("Tell me a joke.")
+    assert str(caught.value).startswith(
+        "expected a call to the tool 'Joke': the reply is a JSON object that does not match "
+        "the schema; if this model answers with plain JSON rather than a tool call, "
+        "method='json_schema' (or 'json_mode') fits it"
+    )
+
+
 def test_structured_output_pydantic_validation_error() -> None:
     reply = '{"tool_calls": [{"name": "Joke", "arguments": {"setup": "Knock knock."}}]}'
     with scripted([reply, reply]) as (llm, _):

@@ -25,8 +25,7 @@ PASSWORD = "pa55-w0rd-value"
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GPROCHAT_BASE_URL", "GPROCHAT_SECRET_KEY", "GPROCHAT_PASSWORD",
-                 "GPROCHAT_PROXY"):
+    for name in ("GPROCHAT_BASE_URL", "GPROCHAT_SECRET_KEY", "GPROCHAT_PASSWORD", "GPROCHAT_PROXY"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -38,7 +37,11 @@ def test_defaults() -> None:
     assert llm.password is None
     assert llm.history_mode == "native"
     assert (llm.timeout, llm.connect_timeout, llm.first_byte_timeout, llm.chunk_timeout) == (
-        600.0, 10.0, 120.0, 60.0)
+        600.0,
+        10.0,
+        120.0,
+        60.0,
+    )
     assert llm.max_retries == 2
     assert llm._llm_type == "gprochat"
 
@@ -71,36 +74,90 @@ def test_secrets_never_in_repr_or_serialization() -> None:
 
 @pytest.mark.filterwarnings("ignore:The function `load` is in beta")
 def test_serialization_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
-    llm = ChatGPROChat(base_url="http://127.0.0.1:8080", secret_key=SECRET, password=PASSWORD,
-                       history_mode="prompt", max_retries=5)
+    llm = ChatGPROChat(
+        base_url="http://127.0.0.1:8080",
+        secret_key=SECRET,
+        password=PASSWORD,
+        history_mode="prompt",
+        max_retries=5,
+    )
     data = dumpd(llm)
-    assert data["kwargs"]["secret_key"] == {"lc": 1, "type": "secret",
-                                            "id": ["GPROCHAT_SECRET_KEY"]}
-    assert data["kwargs"]["password"] == {"lc": 1, "type": "secret",
-                                          "id": ["GPROCHAT_PASSWORD"]}
+    assert data["kwargs"]["secret_key"] == {
+        "lc": 1,
+        "type": "secret",
+        "id": ["GPROCHAT_SECRET_KEY"],
+    }
+    assert data["kwargs"]["password"] == {"lc": 1, "type": "secret", "id": ["GPROCHAT_PASSWORD"]}
     monkeypatch.setenv("GPROCHAT_SECRET_KEY", SECRET)
     monkeypatch.setenv("GPROCHAT_PASSWORD", PASSWORD)
-    loaded = load(data, allowed_objects=[ChatGPROChat], secrets_from_env=True,
-                  valid_namespaces=["langchain_gprochat"])
+    loaded = load(
+        data,
+        allowed_objects=[ChatGPROChat],
+        secrets_from_env=True,
+        valid_namespaces=["langchain_gprochat"],
+    )
     assert isinstance(loaded, ChatGPROChat)
     assert loaded.history_mode == "prompt"
     assert loaded.max_retries == 5
     assert loaded.secret_key.get_secret_value() == SECRET
 
 
-@pytest.mark.parametrize(
-    ("name", "fragment"),
-    [
-        ("temperature", "no sampling settings"),
-        ("max_tokens", "no output-length setting"),
-        ("top_p", "no sampling settings"),
-        ("api_key", "authenticate with `secret_key` and `password`"),
-    ],
-)
+UNSUPPORTED = [
+    ("n", "returns one answer per request"),
+    ("seed", "has no seed setting"),
+    ("frequency_penalty", "has no penalty settings"),
+    ("logprobs", "without token probabilities"),
+]
+
+
+@pytest.mark.parametrize(("name", "fragment"), UNSUPPORTED)
 def test_unsupported_settings_are_rejected(name: str, fragment: str) -> None:
     with pytest.raises(ValidationError, match=f"does not take `{name}`") as info:
         ChatGPROChat(**{name: 1})
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(("name", "fragment"), UNSUPPORTED)
+def test_unsupported_call_arguments_get_the_construction_message(name: str, fragment: str) -> None:
+    llm = ChatGPROChat(base_url="http://127.0.0.1:9")
+    with pytest.raises(ValidationError) as at_init:
+        ChatGPROChat(**{name: 1})
+    with pytest.raises(TypeError) as per_call:
+        llm.invoke("hi", **{name: 1})
+    assert str(per_call.value) == at_init.value.errors()[0]["ctx"]["error"].args[0]
+    assert fragment in str(per_call.value)
+
+
+def test_standard_parameters_are_taken_at_init_and_reported() -> None:
+    llm = ChatGPROChat(
+        temperature=0,
+        max_tokens=100,
+        top_p=0.5,
+        top_k=3,
+        timeout=60,
+        stop=[],
+        max_retries=2,
+        api_key="k",
+    )
+    assert llm._get_ls_params() == {
+        "ls_provider": "gprochat",
+        "ls_model_name": "gemini-1.5-pro",
+        "ls_model_type": "chat",
+        "ls_temperature": 0,
+        "ls_max_tokens": 100,
+    }
+    assert llm._get_ls_params(temperature=0.7, max_tokens=5)["ls_temperature"] == 0.7
+    assert llm._identifying_params == {
+        "model": "gemini-1.5-pro",
+        "base_url": "https://gprochat.com",
+        "history_mode": "native",
+        "temperature": 0,
+        "max_tokens": 100,
+        "top_p": 0.5,
+        "top_k": 3,
+    }
+    assert ChatGPROChat(max_output_tokens=7).max_tokens == 7
+    assert "'k'" not in repr(llm)
 
 
 def test_unknown_setting_is_rejected() -> None:
@@ -127,8 +184,10 @@ def test_bad_settings(kwargs: dict[str, object], fragment: str) -> None:
 def test_ls_params() -> None:
     llm = ChatGPROChat(stop=["x"])
     assert llm._get_ls_params() == {
-        "ls_provider": "gprochat", "ls_model_name": "gemini-1.5-pro",
-        "ls_model_type": "chat", "ls_stop": ["x"],
+        "ls_provider": "gprochat",
+        "ls_model_name": "gemini-1.5-pro",
+        "ls_model_type": "chat",
+        "ls_stop": ["x"],
     }
     assert llm._get_ls_params(stop=["y"], model="other")["ls_model_name"] == "other"
     assert llm._get_ls_params(stop=["y"])["ls_stop"] == ["y"]
@@ -137,7 +196,9 @@ def test_ls_params() -> None:
 def test_identifying_params() -> None:
     llm = ChatGPROChat(base_url="http://127.0.0.1:1", secret_key=SECRET)
     assert llm._identifying_params == {
-        "model": "gemini-1.5-pro", "base_url": "http://127.0.0.1:1", "history_mode": "native"
+        "model": "gemini-1.5-pro",
+        "base_url": "http://127.0.0.1:1",
+        "history_mode": "native",
     }
 
 
@@ -147,14 +208,26 @@ def test_invalid_conversation_raises_before_any_request() -> None:
     with pytest.raises(ValueError, match="last message must be the user's"):
         llm.invoke([("human", "q"), ("ai", "a")])
     with pytest.raises(ValueError, match="takes text only"):
-        llm.invoke([{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}])
+        llm.invoke(
+            [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+                    ],
+                }
+            ]
+        )
 
 
 def test_unexpected_call_kwargs_are_rejected() -> None:
     llm = ChatGPROChat(base_url="http://127.0.0.1:9")
-    with pytest.raises(TypeError, match=r"unexpected call arguments: \['temperature'\]"):
-        llm.invoke("hi", temperature=0.5)
+    with pytest.raises(TypeError) as info:
+        llm.invoke("hi", temprature=0.5)
+    assert str(info.value) == (
+        "ChatGPROChat got unexpected call arguments: ['temprature']; a call takes model, "
+        "stop, temperature, max_tokens, top_p, top_k, tools, tool_choice, response_format"
+    )
 
 
 def test_status_error_classes_and_messages() -> None:
@@ -188,7 +261,8 @@ def test_timeout_and_interruption_messages() -> None:
         "first byte timeout of 2.5s exceeded for http://h/api/generate: the server accepted "
         "the request but sent no answer in time; raise `first_byte_timeout`."
     )
-    cut = StreamInterruptedError("the connection broke", partial_text="Hello",
-                                 url="http://h/api/generate")
+    cut = StreamInterruptedError(
+        "the connection broke", partial_text="Hello", url="http://h/api/generate"
+    )
     assert cut.partial_text == "Hello"
     assert "after 5 characters had arrived: the connection broke" in str(cut)

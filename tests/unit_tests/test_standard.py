@@ -33,14 +33,6 @@ class TestChatGPROChatStandard(GPROChatSuiteProperties, ChatModelUnitTests):
         )
 
     @pytest.mark.xfail(
-        reason="passes max_tokens, which the endpoint cannot honour and ChatGPROChat rejects",
-        raises=ValueError,
-        strict=True,
-    )
-    def test_standard_params(self, model: BaseChatModel) -> None:
-        super().test_standard_params(model)
-
-    @pytest.mark.xfail(
         reason="load(allowed_objects='all') admits only classes in langchain-core's own mapping",
         raises=ValueError,
         strict=True,
