@@ -69,6 +69,17 @@ def _unsupported(name: str) -> str:
     return f"ChatGPROChat does not take `{name}`: {_UNSUPPORTED[name]}."
 
 
+_TRANSPORT = TransportSettings(base_url=DEFAULT_BASE_URL)
+"""The transport's defaults, which the fields of the same meaning take."""
+
+_SAME_AS_TRANSPORT = tuple(
+    name
+    for name in TransportSettings.__dataclass_fields__
+    if name not in ("total_timeout", "headers")
+)
+"""Fields passed to the transport as they are (``timeout`` and the headers are not)."""
+
+
 def _check_call_arguments(kwargs: Mapping[str, Any]) -> None:
     """Refuse per-call arguments left over, with the message construction gives."""
     for name in kwargs:
@@ -256,28 +267,30 @@ class ChatGPROChat(BaseChatModel):
     streaming: bool = False
     """Stream internally in ``invoke`` (so callbacks see tokens)."""
 
-    timeout: float | None = Field(default=600.0, alias="request_timeout", gt=0)
+    timeout: float | None = Field(
+        default=_TRANSPORT.total_timeout, alias="request_timeout", gt=0
+    )
     """Seconds for the whole request, ``None`` for no limit."""
 
-    connect_timeout: float | None = Field(default=10.0, gt=0)
+    connect_timeout: float | None = Field(default=_TRANSPORT.connect_timeout, gt=0)
     """Seconds to establish the TCP (and TLS) connection."""
 
-    first_byte_timeout: float | None = Field(default=120.0, gt=0)
+    first_byte_timeout: float | None = Field(default=_TRANSPORT.first_byte_timeout, gt=0)
     """Seconds from sending the request to the first byte of the answer."""
 
-    chunk_timeout: float | None = Field(default=60.0, gt=0)
+    chunk_timeout: float | None = Field(default=_TRANSPORT.chunk_timeout, gt=0)
     """Largest gap in seconds between two chunks of the answer."""
 
-    max_retries: int = Field(default=2, ge=0)
+    max_retries: int = Field(default=_TRANSPORT.max_retries, ge=0)
     """How many times a failed request is retried (never after text arrived)."""
 
-    retry_base_delay: float = Field(default=0.5, ge=0)
+    retry_base_delay: float = Field(default=_TRANSPORT.retry_base_delay, ge=0)
     """First backoff delay in seconds; doubles each retry, with jitter."""
 
-    retry_max_delay: float = Field(default=8.0, ge=0)
+    retry_max_delay: float = Field(default=_TRANSPORT.retry_max_delay, ge=0)
     """Largest backoff delay in seconds."""
 
-    retry_after_max: float = Field(default=60.0, ge=0)
+    retry_after_max: float = Field(default=_TRANSPORT.retry_after_max, ge=0)
     """Cap in seconds on a server's ``Retry-After``."""
 
     proxy: str | None = Field(
@@ -296,7 +309,7 @@ class ChatGPROChat(BaseChatModel):
     default_headers: dict[str, str] | None = None
     """Extra headers sent with every request (for example ``origin``/``referer``)."""
 
-    max_connections: int = Field(default=100, ge=1)
+    max_connections: int = Field(default=_TRANSPORT.max_connections, ge=1)
     """Size of the connection pool of each session."""
 
     _client: Client | None = PrivateAttr(default=None)
@@ -420,20 +433,9 @@ class ChatGPROChat(BaseChatModel):
 
     def _settings(self) -> TransportSettings:
         return TransportSettings(
-            base_url=self.base_url,
-            connect_timeout=self.connect_timeout,
-            first_byte_timeout=self.first_byte_timeout,
-            chunk_timeout=self.chunk_timeout,
+            **{name: getattr(self, name) for name in _SAME_AS_TRANSPORT},
             total_timeout=self.timeout,
-            max_retries=self.max_retries,
-            retry_base_delay=self.retry_base_delay,
-            retry_max_delay=self.retry_max_delay,
-            retry_after_max=self.retry_after_max,
-            proxy=self.proxy,
-            verify=self.verify,
-            ssl_context=self.ssl_context,
             headers=self._headers(),
-            max_connections=self.max_connections,
         )
 
     def _headers(self) -> dict[str, str]:

@@ -40,21 +40,20 @@ multi-byte UTF-8 character never breaks it.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import email.utils
 import io
 import logging
 import math
 import random
-import ssl
 import sys
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass, field
 
 import aiohttp
 
+from langchain_gprochat._decode import Decoder, Delivered
+from langchain_gprochat._sessions import Sessions, TransportSettings
 from langchain_gprochat._urls import MAX_REDIRECTS, REDIRECT_STATUSES, redact_url, redirect_target
 from langchain_gprochat.errors import (
     ERROR_BODY_MAX,
@@ -69,7 +68,7 @@ from langchain_gprochat.errors import (
     UnexpectedResponseError,
     status_error,
 )
-from langchain_gprochat.protocol import GENERATE_PATH, INTERRUPTION_MARKER, parse_error_body
+from langchain_gprochat.protocol import INTERRUPTION_MARKER, parse_error_body
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout_at
@@ -89,43 +88,6 @@ _INLINE_BODY_MAX = 1 << 20
 """Larger request bodies are sent from a ``BytesIO`` (aiohttp warns about raw bytes)."""
 _MARKER_HEAD = INTERRUPTION_MARKER[0]
 _REPLACEMENT_BYTES = "\ufffd".encode()
-
-
-@dataclass(frozen=True)
-class TransportSettings:
-    """Everything the transport needs; built by the chat model from its fields.
-
-    Two transports with equal settings behave the same; the chat model compares them to
-    know when its settings changed.
-    """
-
-    base_url: str
-    connect_timeout: float | None = 10.0
-    first_byte_timeout: float | None = 120.0
-    chunk_timeout: float | None = 60.0
-    total_timeout: float | None = 600.0
-    max_retries: int = 2
-    retry_base_delay: float = 0.5
-    retry_max_delay: float = 8.0
-    retry_after_max: float = 60.0
-    proxy: str | None = field(default=None, repr=False)
-    verify: bool | str = True
-    ssl_context: ssl.SSLContext | None = None
-    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
-    max_connections: int = 100
-
-    @property
-    def url(self) -> str:
-        """The full URL of the generate endpoint."""
-        return self.base_url.rstrip("/") + GENERATE_PATH
-
-    def ssl_option(self) -> ssl.SSLContext | bool:
-        """What aiohttp takes as ``ssl``: the context, a CA bundle's, or a bool."""
-        if self.ssl_context is not None:
-            return self.ssl_context
-        if isinstance(self.verify, str):
-            return ssl.create_default_context(cafile=self.verify)
-        return bool(self.verify)
 
 
 class _Retry(Exception):
@@ -156,58 +118,6 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
-class _Delivered:
-    """What reached the caller: a count of characters, and the text if it is kept."""
-
-    __slots__ = ("chars", "parts")
-
-    def __init__(self, keep_text: bool) -> None:
-        self.chars = 0
-        self.parts: list[str] | None = [] if keep_text else None
-
-    def add(self, text: str) -> None:
-        self.chars += len(text)
-        if self.parts is not None:
-            self.parts.append(text)
-
-    def interrupted(self, reason: str, url: str) -> StreamInterruptedError:
-        text = "" if self.parts is None else "".join(self.parts)
-        return StreamInterruptedError(reason, partial_text=text, url=url, chars=self.chars)
-
-
-class _Decoder:
-    """Decodes the answer's bytes incrementally and holds back the failure marker.
-
-    Text that may be the start of the upstream's ``Internal server error`` marker is
-    held until the next bytes decide; at the end (``feed(b"")``) the marker, if that is
-    how the text ends, is dropped and ``failed`` is set.
-    """
-
-    def __init__(self, shown_url: str) -> None:
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._held = ""
-        self._shown_url = shown_url
-        self._warned = False
-        self.failed = False
-
-    def feed(self, data: bytes) -> str:
-        """The text of ``data`` that is certainly answer text; ``b""`` ends the answer."""
-        final = not data
-        text = self._decoder.decode(data, final=final)
-        if not self._warned and "\ufffd" in text:
-            self._warned = _warn_if_replaced(text, data, self._shown_url)
-        text, self._held = self._held + text, ""
-        if final:
-            self.failed = text.endswith(INTERRUPTION_MARKER)
-            return text[: -len(INTERRUPTION_MARKER)] if self.failed else text
-        start = max(0, len(text) - len(INTERRUPTION_MARKER))
-        idx = text.rfind(_MARKER_HEAD, start)
-        if idx != -1 and INTERRUPTION_MARKER.startswith(text[idx:]):
-            self._held = text[idx:]
-            return text[:idx]
-        return text
-
-
 class Transport:
     """Streams answers from one gprochat endpoint, one session per event loop."""
 
@@ -215,95 +125,23 @@ class Transport:
         self.settings = settings
         self.shown_url = redact_url(settings.url)
         """The endpoint's URL as messages and logs show it (credentials hidden)."""
-        self._sessions: dict[
-            asyncio.AbstractEventLoop, tuple[aiohttp.ClientSession, asyncio.Task[None]]
-        ] = {}
-
-    # -- sessions -------------------------------------------------------------------
-
-    def _new_session(self) -> aiohttp.ClientSession:
-        s = self.settings
-        connector: aiohttp.BaseConnector
-        if s.proxy and s.proxy.startswith("socks"):
-            try:
-                from aiohttp_socks import ProxyConnector
-            except ImportError as exc:  # pragma: no cover - depends on the extra
-                raise ImportError(
-                    "a SOCKS proxy needs the optional extra: pip install "
-                    "'langchain-gprochat[socks]'"
-                ) from exc
-            connector = ProxyConnector.from_url(
-                s.proxy, limit=s.max_connections, ssl=s.ssl_option()
-            )
-        else:
-            connector = aiohttp.TCPConnector(limit=s.max_connections, ssl=s.ssl_option())
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=s.connect_timeout, sock_read=None
-        )
-        return aiohttp.ClientSession(
-            connector=connector, timeout=timeout, headers=dict(s.headers)
-        )
+        self.sessions = Sessions(settings)
 
     async def session(self) -> aiohttp.ClientSession:
         """The session of the running loop, created on first use."""
-        loop = asyncio.get_running_loop()
-        entry = self._sessions.get(loop)
-        if entry is not None and not entry[0].closed and not entry[1].done():
-            return entry[0]
-        self._prune()
-        session = self._new_session()
-        keeper = loop.create_task(_keep(session), name="gprochat-session-keeper")
-        # The keeper waits for the loop's shutdown by design; never warn about it.
-        keeper._log_destroy_pending = False  # type: ignore[attr-defined]
-        self._sessions[loop] = (session, keeper)
-        return session
-
-    def _prune(self) -> None:
-        """Forget the sessions of loops that have shut down (their keepers closed them)."""
-        for loop, (_, keeper) in list(self._sessions.items()):
-            if keeper.done() or loop.is_closed():
-                del self._sessions[loop]
+        return await self.sessions.get()
 
     async def aclose(self) -> None:
         """Close the session of the running loop, and ask other loops to close theirs."""
-        current = asyncio.get_running_loop()
-        for loop, (session, keeper) in list(self._sessions.items()):
-            if loop is current:
-                keeper.cancel()
-                await asyncio.gather(keeper, return_exceptions=True)
-                await session.close()
-            elif not loop.is_closed():
-                loop.call_soon_threadsafe(keeper.cancel)
-        self._sessions.clear()
+        await self.sessions.aclose()
 
     def close_other_loops(self) -> None:
         """Close sessions from outside any loop (sync ``close()`` and finalizers)."""
-        for loop, (session, keeper) in list(self._sessions.items()):
-            if loop.is_closed():
-                continue
-            if loop.is_running():
-                loop.call_soon_threadsafe(keeper.cancel)
-            else:
-                keeper.cancel()
-                loop.run_until_complete(asyncio.gather(keeper, return_exceptions=True))
-                if not session.closed:
-                    loop.run_until_complete(session.close())
-        self._sessions.clear()
+        self.sessions.close_other_loops()
 
     def abandon(self) -> None:
-        """Forget every session without closing it or its connections.
-
-        For a forked child: the sessions and their sockets belong to the parent, and
-        closing them here would disturb its connections (a TLS ``close_notify`` on a
-        socket both processes share). Idle pooled connections are dropped from the pool
-        first, so that no finalizer closes them later.
-        """
-        for session, _keeper in self._sessions.values():
-            pool = getattr(session.connector, "_conns", None)  # aiohttp has no public way
-            if pool is not None:
-                pool.clear()
-            session.detach()
-        self._sessions.clear()
+        """Forget every session without closing it (see :meth:`Sessions.abandon`)."""
+        self.sessions.abandon()
 
     # -- streaming --------------------------------------------------------------------
 
@@ -407,8 +245,8 @@ class Transport:
         loop = asyncio.get_running_loop()
         session = await self.session()
         response: aiohttp.ClientResponse | None = None
-        delivered = _Delivered(keep_partial)
-        reader = _Decoder(self.shown_url)
+        delivered = Delivered(keep_partial)
+        reader = Decoder(self.shown_url)
         since = loop.time()
         when, kind = self._deadline("first_byte", since, total)
         try:
@@ -420,11 +258,13 @@ class Transport:
             content = response.content
             while True:
                 async with timeout_at(when):
-                    data = await content.read(_READ_SIZE)
+                    data, broke = await _read(content)
                 text = reader.feed(data)
                 if text:
                     delivered.add(text)
                     yield text
+                if broke is not None:
+                    raise broke
                 if not data:
                     break
                 when, kind = self._deadline("between_chunks", loop.time(), total)
@@ -485,7 +325,7 @@ class Transport:
                 url=self.shown_url,
             )
 
-    def _failed_mid_answer(self, delivered: _Delivered) -> Exception:
+    def _failed_mid_answer(self, delivered: Delivered) -> Exception:
         reason = (
             f'the server ended the stream with "{INTERRUPTION_MARKER}" (the model '
             "failed mid-answer)"
@@ -493,7 +333,7 @@ class Transport:
         error = delivered.interrupted(reason, self.shown_url)
         return error if delivered.chars else _Retry(error)
 
-    def _client_error(self, exc: aiohttp.ClientError, delivered: _Delivered) -> Exception:
+    def _client_error(self, exc: aiohttp.ClientError, delivered: Delivered) -> Exception:
         url = self.shown_url
         broke = f"the connection broke ({type(exc).__name__}: {exc})"
         if delivered.chars:
@@ -530,33 +370,29 @@ def _final(error: GPROChatError, *, restarted: bool) -> GPROChatError:
     )
 
 
-async def _keep(session: aiohttp.ClientSession) -> None:
-    """Wait for the loop to shut down (this task is cancelled), then close ``session``.
-
-    A loop closed without cancelling its tasks never runs this; call
-    ``ChatGPROChat.aclose()`` before closing a loop you manage yourself.
-    """
-    try:
-        await asyncio.get_running_loop().create_future()
-    except asyncio.CancelledError:
-        await session.close()
-        raise
-
-
 def _http_proxy(proxy: str | None) -> str | None:
     return None if proxy is None or proxy.startswith("socks") else proxy
 
 
-def _warn_if_replaced(decoded: str, data: bytes, url: str) -> bool:
-    """Warn when the decoder replaced bytes (a U+FFFD the server sent itself is fine)."""
-    if decoded.count("\ufffd") <= data.count(_REPLACEMENT_BYTES):
-        return False
-    logger.warning(
-        "the answer from %s contains bytes that are not valid UTF-8; they were replaced "
-        "with U+FFFD",
-        url,
-    )
-    return True
+async def _read(
+    content: aiohttp.StreamReader,
+) -> tuple[bytes, aiohttp.ClientPayloadError | None]:
+    """The next bytes of the answer; with the payload error that ended it, if any.
+
+    When the connection breaks, aiohttp raises at the next read even if bytes that
+    arrived before the break are still buffered (a caller that was busy had not read
+    them yet). Those bytes are returned with the error, so that they are delivered
+    before it: ``partial_text`` is everything that arrived.
+    """
+    try:
+        return await content.read(_READ_SIZE), None
+    except aiohttp.ClientPayloadError as exc:
+        buffered = getattr(content, "_buffer", None)  # aiohttp keeps it; no public way
+        if not buffered:
+            raise
+        data = b"".join(buffered)
+        buffered.clear()
+        return data, exc
 
 
 async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:

@@ -333,7 +333,7 @@ def test_one_connection_serves_sequential_sync_calls(server: GPROChatServer) -> 
     with ChatGPROChat(base_url=server.url) as llm:
         for i in range(5):
             llm.invoke(f"n{i}")
-        session = next(iter(llm.client.transport._sessions.values()))[0]
+        session = next(iter(llm.client.transport.sessions))
         connector = session.connector
         assert connector is not None
         assert sum(len(v) for v in connector._conns.values()) == 1  # type: ignore[attr-defined]

@@ -142,7 +142,7 @@ def make_llm(url: str, fault: str | None = None, **options: Any) -> ChatGPROChat
 
 async def close_and_check(llm: ChatGPROChat, srv: GPROChatServer | None = None) -> None:
     """Close ``llm``; every session it opened must be closed, no stream left running."""
-    sessions = [session for session, _ in llm.client.transport._sessions.values()]
+    sessions = list(llm.client.transport.sessions)
     await llm.aclose()
     assert all(session.closed for session in sessions)
     assert llm._client is None
@@ -814,7 +814,7 @@ def test_breaking_out_of_sync_stream_closes_the_connection(srv: GPROChatServer) 
         wait_until(lambda: srv.stats.client_disconnects == 1, "the disconnect")
         assert srv.stats.active_streams == 0
         assert llm.invoke("again").content == expected_echo("again")
-        session = next(iter(llm.client.transport._sessions.values()))[0]
+        session = next(iter(llm.client.transport.sessions))
     assert session.closed
     assert srv.stats.requests == 2
 
@@ -823,7 +823,7 @@ def test_sync_model_closes_every_session(srv: GPROChatServer) -> None:
     llm = make_llm(srv.url)
     assert llm.invoke("a").content == expected_echo("a")
     assert asyncio.run(llm.ainvoke("b")).content == expected_echo("b")
-    sessions = [session for session, _ in llm.client.transport._sessions.values()]
+    sessions = list(llm.client.transport.sessions)
     assert len(sessions) == 2  # the private sync loop's, and asyncio.run's (closed)
     llm.close()
     assert all(session.closed for session in sessions)

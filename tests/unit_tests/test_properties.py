@@ -23,13 +23,13 @@ from langchain_core.messages import (
 )
 from langchain_core.messages.tool import tool_call
 
+from langchain_gprochat._decode import Decoder
 from langchain_gprochat.protocol import (
     INTERRUPTION_MARKER,
     messages_to_turns,
     render_tool_calls,
     turn_text,
 )
-from langchain_gprochat.transport import _Decoder
 
 # Any code point, lone surrogates included: conversion is pure and must not care.
 TEXT = st.text(st.characters(exclude_categories=()), max_size=30)
@@ -198,7 +198,7 @@ def test_decoder_never_leaks_the_marker_and_never_loses_text(
 ) -> None:
     # Cuts fall anywhere in the bytes, also inside a multi-byte character.
     stream = text + INTERRUPTION_MARKER if failed else text
-    decoder = _Decoder("http://127.0.0.1:1/api/generate")
+    decoder = Decoder("http://127.0.0.1:1/api/generate")
     pieces = [decoder.feed(piece) for piece in _chunked(stream.encode(), cuts)]
     released = "".join(pieces) + decoder.feed(b"")
     if stream.endswith(INTERRUPTION_MARKER):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
+from unittest import mock
 
+import aiohttp
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.load import dumpd, dumps, load
@@ -13,7 +16,7 @@ from langchain_gprochat import ChatGPROChat
 from langchain_gprochat._urls import has_userinfo, redact_url, redirect_target
 from langchain_gprochat.errors import ERROR_BODY_MAX, SHOWN_MESSAGE_MAX, shown_text
 from langchain_gprochat.protocol import parse_error_body
-from langchain_gprochat.transport import parse_retry_after
+from langchain_gprochat.transport import _read, parse_retry_after
 
 URL = "http://example.test/api/generate"
 HTTPS = "https://example.test/api/generate"
@@ -179,3 +182,18 @@ def test_callbacks_never_see_url_credentials() -> None:
     text = json.dumps(serialized)
     for secret in ("PROXY-SECRET-7", "URL-SECRET-8", "PW-SECRET-6"):
         assert secret not in text
+
+
+async def test_bytes_buffered_before_a_broken_connection_are_read_first() -> None:
+    # aiohttp raises at the next read once the payload broke, even with bytes still
+    # buffered (the caller was busy and had not read them): they come with the error.
+    protocol = mock.Mock(_reading_paused=False)
+    content = aiohttp.StreamReader(protocol, 2**16, loop=asyncio.get_running_loop())
+    content.feed_data("Echo · t".encode())
+    assert await _read(content) == ("Echo · t".encode(), None)
+    content.feed_data(b"urn")
+    broke = aiohttp.ClientPayloadError("Response payload is not completed")
+    content.set_exception(broke)
+    assert await _read(content) == (b"urn", broke)
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await _read(content)
