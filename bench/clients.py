@@ -16,12 +16,8 @@ from langchain_core.messages import BaseMessage, HumanMessage
 from loopback import Endpoint
 
 from langchain_gprochat import ChatGPROChat
-from langchain_gprochat.protocol import (
-    DEFAULT_SECRET_KEY,
-    build_request,
-    encode_request,
-    messages_to_turns,
-)
+from langchain_gprochat._convert import messages_to_turns
+from langchain_gprochat.protocol import DEFAULT_SECRET_KEY, RequestEncoder
 
 PROMPT = "Tell me something about foxes."
 MESSAGES: list[BaseMessage] = [HumanMessage(PROMPT)]
@@ -50,11 +46,10 @@ def fake_list_model(size: int) -> FakeListChatModel:
 
 def request_body() -> bytes:
     """The exact body ChatGPROChat sends for ``MESSAGES`` (signed once)."""
-    turns = messages_to_turns(MESSAGES)
-    request = build_request(
-        turns, time_ms=time.time_ns() // 1_000_000, password=None, secret_key=DEFAULT_SECRET_KEY
+    encoder = RequestEncoder(
+        messages_to_turns(MESSAGES), password=None, secret_key=DEFAULT_SECRET_KEY
     )
-    return encode_request(request)
+    return encoder.encode(time.time_ns() // 1_000_000)
 
 
 def raw_session(endpoint: Endpoint) -> aiohttp.ClientSession:

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from langchain_gprochat._client import Client, CopyableLock
+from langchain_gprochat._convert import messages_to_prompt, messages_to_turns
 from langchain_gprochat._streaming import Assembler
 from langchain_gprochat._urls import has_userinfo, redact_url
 from langchain_gprochat.protocol import (
@@ -37,8 +38,6 @@ from langchain_gprochat.protocol import (
     GENERATION_SETTINGS,
     RequestEncoder,
     Turn,
-    messages_to_prompt,
-    messages_to_turns,
 )
 from langchain_gprochat.structured import (
     StructuredMethod,

@@ -4,7 +4,7 @@ The gprochat endpoint takes and returns text only, so tools are described to the
 in a system message (``tool_instructions``) and its answer is parsed back into LangChain
 tool calls (``parse_tool_reply``, or ``ToolStreamParser`` while the answer streams).
 
-The model is asked to reply with exactly the JSON that ``protocol.render_tool_calls``
+The model is asked to reply with exactly the JSON that ``_convert.render_tool_calls``
 writes into the history for earlier calls::
 
     {"tool_calls": [{"name": "<tool name>", "arguments": {...}}]}

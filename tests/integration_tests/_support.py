@@ -11,7 +11,8 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 from langchain_core.messages import BaseMessage, HumanMessage
 
-from langchain_gprochat.protocol import Turn, messages_to_turns
+from langchain_gprochat._convert import messages_to_turns
+from langchain_gprochat.protocol import Turn
 from langchain_gprochat.server import echo_reply
 
 

@@ -29,7 +29,8 @@ from pydantic import BaseModel, Field, ValidationError
 from typing_extensions import TypedDict
 
 from langchain_gprochat import ChatGPROChat
-from langchain_gprochat.protocol import messages_to_turns, turn_text
+from langchain_gprochat._convert import messages_to_turns
+from langchain_gprochat.protocol import turn_text
 from langchain_gprochat.server import GPROChatServer, ScriptedBackend
 from langchain_gprochat.structured import JSON_MODE_INSTRUCTIONS, JSON_SCHEMA_INSTRUCTIONS
 from langchain_gprochat.tools import (
@@ -62,9 +63,10 @@ WEATHER = ("get_weather", {"city": "Paris"})
 @contextmanager
 def scripted(replies: list[Any], **params: Any) -> Iterator[tuple[ChatGPROChat, ScriptedBackend]]:
     backend = ScriptedBackend(replies)
-    with GPROChatServer(backend=backend) as srv, ChatGPROChat(
-        base_url=srv.url, max_retries=0, **params
-    ) as llm:
+    with (
+        GPROChatServer(backend=backend) as srv,
+        ChatGPROChat(base_url=srv.url, max_retries=0, **params) as llm,
+    ):
         yield llm, backend
 
 
@@ -99,7 +101,9 @@ VALID_REPLIES = {
         [WEATHER],
     ),
     "single-call shorthand": (
-        '{"name": "get_weather", "arguments": {"city": "Paris"}}', "", [WEATHER]
+        '{"name": "get_weather", "arguments": {"city": "Paris"}}',
+        "",
+        [WEATHER],
     ),
     "two calls": (
         '{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}, '
@@ -133,23 +137,35 @@ TRUNCATED = 'Checking. {"tool_calls": [{"name": "get_weather", "arguments": {"ci
 # as a string (else summing would turn the call into a valid one; see docs/agents.md).
 INVALID_REPLIES = {
     "unknown tool": (
-        UNKNOWN, "", "get_time", '{"zone": "UTC"}',
+        UNKNOWN,
+        "",
+        "get_time",
+        '{"zone": "UTC"}',
         "unknown tool 'get_time'; available tools: add, get_weather",
         json.dumps('{"zone": "UTC"}'),
     ),
     "unparsable arguments": (
-        BAD_ARGS, "", "get_weather", "{city: Paris}",
+        BAD_ARGS,
+        "",
+        "get_weather",
+        "{city: Paris}",
         "arguments are not valid JSON: Expecting property name enclosed in double quotes "
         "at character 1",
         "{city: Paris}",
     ),
     "arguments not an object": (
-        '{"tool_calls": [{"name": "add", "arguments": [2, 3]}]}', "", "add", "[2, 3]",
+        '{"tool_calls": [{"name": "add", "arguments": [2, 3]}]}',
+        "",
+        "add",
+        "[2, 3]",
         "arguments must be a JSON object, not an array",
         "[2, 3]",
     ),
     "truncated call": (
-        TRUNCATED, "Checking.", "get_weather", TRUNCATED.removeprefix("Checking. "),
+        TRUNCATED,
+        "Checking.",
+        "get_weather",
+        TRUNCATED.removeprefix("Checking. "),
         "tool call is not valid JSON: Expecting ',' delimiter at character 70",
         json.dumps(TRUNCATED.removeprefix("Checking. ")),
     ),
@@ -204,15 +220,19 @@ async def test_invoke_stream_astream_events_parity(
         invoked, streamed, astreamed, event_end, streams = await _final_messages(llm)
     assert backend.remaining == 0
     assert (invoked.content, calls(invoked), invalid_calls(invoked)) == (
-        content, expected_calls, expected_invalid
+        content,
+        expected_calls,
+        expected_invalid,
     )
     for final in (streamed, astreamed, event_end):
         assert (final.content, calls(final), invalid_calls(final)) == (
-            content, expected_calls, streamed_invalid
+            content,
+            expected_calls,
+            streamed_invalid,
         )
-        assert final.response_metadata["finish_reason"] == invoked.response_metadata[
-            "finish_reason"
-        ]
+        assert (
+            final.response_metadata["finish_reason"] == invoked.response_metadata["finish_reason"]
+        )
     # Tool-call JSON never shows as streamed text: the text chunks are exactly the content.
     for chunks in streams:
         for chunk in chunks:
@@ -225,17 +245,33 @@ async def test_invoke_stream_astream_events_parity(
 
 def test_merge_limitation_of_langchain_core_itself() -> None:
     """Why invalid calls are streamed as they are: raw ones do not survive summing."""
-    raw = AIMessageChunk(content="", invalid_tool_calls=[
-        {"type": "invalid_tool_call", "name": "get_time", "args": '{"zone": "UTC"}',
-         "id": "call_1", "error": "unknown tool"},
-    ])
+    raw = AIMessageChunk(
+        content="",
+        invalid_tool_calls=[
+            {
+                "type": "invalid_tool_call",
+                "name": "get_time",
+                "args": '{"zone": "UTC"}',
+                "id": "call_1",
+                "error": "unknown tool",
+            },
+        ],
+    )
     total = raw + AIMessageChunk(content="", chunk_position="last")
     assert total.invalid_tool_calls == []
     assert calls(total) == [("get_time", {"zone": "UTC"})]
-    cut = AIMessageChunk(content="", invalid_tool_calls=[
-        {"type": "invalid_tool_call", "name": "get_weather", "args": '{"city": "Par',
-         "id": "call_1", "error": "cut short"},
-    ])
+    cut = AIMessageChunk(
+        content="",
+        invalid_tool_calls=[
+            {
+                "type": "invalid_tool_call",
+                "name": "get_weather",
+                "args": '{"city": "Par',
+                "id": "call_1",
+                "error": "cut short",
+            },
+        ],
+    )
     total = cut + AIMessageChunk(content="")
     assert calls(total) == [("get_weather", {"city": "Par"})]  # a wrong call, were it run
 
@@ -274,10 +310,13 @@ def test_tool_history_reaches_the_server_as_documented_text() -> None:
     conversation = [
         SystemMessage("Be brief."),
         HumanMessage("Weather in Paris, and 2 + 3?"),
-        AIMessage("Checking.", tool_calls=[
-            {"name": "get_weather", "args": {"city": "Paris"}, "id": "call_1"},
-            {"name": "add", "args": {"a": 2, "b": 3}, "id": "call_2"},
-        ]),
+        AIMessage(
+            "Checking.",
+            tool_calls=[
+                {"name": "get_weather", "args": {"city": "Paris"}, "id": "call_1"},
+                {"name": "add", "args": {"a": 2, "b": 3}, "id": "call_2"},
+            ],
+        ),
         ToolMessage("sunny in Paris", tool_call_id="call_1"),
         ToolMessage("Error: add is down", tool_call_id="call_2", status="error"),
     ]
@@ -286,12 +325,21 @@ def test_tool_history_reaches_the_server_as_documented_text() -> None:
     assert answer.content == "Sunny; I could not add."
     instructions = tool_instructions(format_tools(TOOLS), "auto")
     assert [(t.role, turn_text(t)) for t in backend.received[0]] == [
-        ("user", f"[System instructions]\n{instructions}\n\nBe brief.\n"
-                 "[End of system instructions]\n\nWeather in Paris, and 2 + 3?"),
-        ("model", 'Checking.\n{"tool_calls": [{"name": "get_weather", "arguments": '
-                  '{"city": "Paris"}}, {"name": "add", "arguments": {"a": 2, "b": 3}}]}'),
-        ("user", "[Tool result] get_weather (call call_1):\nsunny in Paris\n\n"
-                 "[Tool error] add (call call_2):\nError: add is down"),
+        (
+            "user",
+            f"[System instructions]\n{instructions}\n\nBe brief.\n"
+            "[End of system instructions]\n\nWeather in Paris, and 2 + 3?",
+        ),
+        (
+            "model",
+            'Checking.\n{"tool_calls": [{"name": "get_weather", "arguments": '
+            '{"city": "Paris"}}, {"name": "add", "arguments": {"a": 2, "b": 3}}]}',
+        ),
+        (
+            "user",
+            "[Tool result] get_weather (call call_1):\nsunny in Paris\n\n"
+            "[Tool error] add (call call_2):\nError: add is down",
+        ),
     ]
 
 
@@ -373,8 +421,11 @@ NOT_PARSABLE = {
     "incomplete object": '{"setup": "Knock knock."}',
 }
 NOT_PARSABLE_CASES = [
-    *((kind, method, "prose") for kind in SCHEMAS
-      for method in ("function_calling", "json_schema", "json_mode")),
+    *(
+        (kind, method, "prose")
+        for kind in SCHEMAS
+        for method in ("function_calling", "json_schema", "json_mode")
+    ),
     *((kind, "function_calling", "invalid call") for kind in SCHEMAS),
     # Only a pydantic class checks the fields of a JSON reply (see the next test).
     ("pydantic", "json_schema", "incomplete object"),
@@ -464,9 +515,9 @@ def test_structured_output_pydantic_validation_error() -> None:
 
 def test_structured_output_strict() -> None:
     with scripted([_joke_reply("json_schema", "Joke")]) as (llm, _):
-        assert llm.with_structured_output(
-            Joke, method="json_schema", strict=True
-        ).invoke("Tell me a joke.") == Joke(**JOKE)
+        assert llm.with_structured_output(Joke, method="json_schema", strict=True).invoke(
+            "Tell me a joke."
+        ) == Joke(**JOKE)
         with pytest.raises(ValueError, match=r"^strict=True needs a pydantic class"):
             llm.with_structured_output(JokeDict, strict=True)
 
@@ -476,13 +527,26 @@ def test_structured_output_strict() -> None:
 CUT = '{"tool_calls": [{"name": "get_weather", "arguments": {"city": "'
 STOPS = {
     "stop before a call": (
-        f"The answer is 42. STOP {CALL}", ["STOP"], "The answer is 42. ", [], [], []
+        f"The answer is 42. STOP {CALL}",
+        ["STOP"],
+        "The answer is 42. ",
+        [],
+        [],
+        [],
     ),
     "stop after a call": (f"{CALL}\nEND of turn", ["END"], "", [WEATHER], [], []),
     "stop inside a call": (
-        CALL, ["Paris"], "", [],
-        [("get_weather", CUT,
-          "tool call is not valid JSON: Unterminated string starting at at character 62")],
+        CALL,
+        ["Paris"],
+        "",
+        [],
+        [
+            (
+                "get_weather",
+                CUT,
+                "tool call is not valid JSON: Unterminated string starting at at character 62",
+            )
+        ],
         [("get_weather", json.dumps(CUT), None)],
     ),
 }
@@ -496,10 +560,14 @@ def test_stop_sequences_with_tools_bound(name: str) -> None:
         invoked = bound.invoke("q", stop=stop)
         streamed = merged(list(bound.stream("q", stop=stop)))
     assert (invoked.content, calls(invoked), invalid_calls(invoked)) == (
-        content, expected_calls, expected_invalid
+        content,
+        expected_calls,
+        expected_invalid,
     )
     assert (streamed.content, calls(streamed), invalid_calls(streamed)) == (
-        content, expected_calls, streamed_invalid
+        content,
+        expected_calls,
+        streamed_invalid,
     )
 
 
@@ -534,7 +602,12 @@ def test_agent_loop_with_create_agent() -> None:
         )
     messages = state["messages"]
     assert [type(m).__name__ for m in messages] == [
-        "HumanMessage", "AIMessage", "ToolMessage", "AIMessage", "ToolMessage", "AIMessage",
+        "HumanMessage",
+        "AIMessage",
+        "ToolMessage",
+        "AIMessage",
+        "ToolMessage",
+        "AIMessage",
     ]
     first_call, second_call, answer = messages[1], messages[3], messages[5]
     assert calls(first_call) == [("capital_of", {"country": "France"})]
@@ -591,8 +664,12 @@ def test_agent_loop_driven_by_the_oracle() -> None:
 # --- the oracle test double ---------------------------------------------------------------
 
 
-def _oracle(messages: list[BaseMessage], tools: list[Any] | None = None,
-            choice: str = "auto", system: str | None = None) -> str:
+def _oracle(
+    messages: list[BaseMessage],
+    tools: list[Any] | None = None,
+    choice: str = "auto",
+    system: str | None = None,
+) -> str:
     if tools is not None:
         system = tool_instructions(format_tools(tools), choice)
     if system is not None:
@@ -627,10 +704,21 @@ def test_oracle_synthesizes_every_kind_of_value() -> None:
     question = "Order 'tea' x3, note \"hot\"; it's urgent"
     reply = _oracle([HumanMessage(question)], [Order], "required")
     arguments = json.loads(reply)["tool_calls"][0]["arguments"]
-    assert arguments == {"item": "tea", "quantity": 3, "express": True, "size": "small",
-                         "notes": ["hot"]}
-    assert synthesize({"type": "object", "properties": {"p": {"type": "integer", "default": 5}},
-                       "required": ["p"]}, "7") == {"p": 5}
+    assert arguments == {
+        "item": "tea",
+        "quantity": 3,
+        "express": True,
+        "size": "small",
+        "notes": ["hot"],
+    }
+    assert synthesize(
+        {
+            "type": "object",
+            "properties": {"p": {"type": "integer", "default": 5}},
+            "required": ["p"],
+        },
+        "7",
+    ) == {"p": 5}
     assert synthesize({"type": "string"}, "no quotes") == FIXED_PHRASE
     assert synthesize({"type": "integer"}, "no numbers") == 0
 
@@ -649,17 +737,20 @@ def test_oracle_json_schema_and_json_mode() -> None:
     system = JSON_SCHEMA_INSTRUCTIONS.format(schema=json.dumps(schema))
     reply = _oracle([HumanMessage("A joke about 'cats'.")], system=system)
     assert json.loads(reply) == {"setup": "cats", "punchline": FIXED_PHRASE}
-    reply = _oracle([HumanMessage("JSON with 'setup' and 'punchline' keys.")],
-                    system=JSON_MODE_INSTRUCTIONS)
+    reply = _oracle(
+        [HumanMessage("JSON with 'setup' and 'punchline' keys.")], system=JSON_MODE_INSTRUCTIONS
+    )
     assert json.loads(reply) == {"setup": FIXED_PHRASE, "punchline": FIXED_PHRASE}
 
 
 def test_oracle_without_instructions_or_with_tool_choice_none() -> None:
     assert _oracle([HumanMessage("Hello")]) == "Oracle reply to: Hello"
-    assert _oracle([HumanMessage("Add 1 and 2")], [add], "none") == (
-        "Oracle reply to: Add 1 and 2"
-    )
+    assert _oracle([HumanMessage("Add 1 and 2")], [add], "none") == ("Oracle reply to: Add 1 and 2")
     tampered = tool_instructions(format_tools([add]), "auto").replace("Add two", "Sum two")
-    assert _oracle([HumanMessage("Add 1 and 2")], system=tampered.replace(
-        "JSON schema of its arguments", "schema"
-    )) == "Oracle reply to: Add 1 and 2"
+    assert (
+        _oracle(
+            [HumanMessage("Add 1 and 2")],
+            system=tampered.replace("JSON schema of its arguments", "schema"),
+        )
+        == "Oracle reply to: Add 1 and 2"
+    )

@@ -41,11 +41,11 @@ from langchain_gprochat import (
     ServerError,
     StreamInterruptedError,
 )
+from langchain_gprochat._convert import messages_to_turns
 from langchain_gprochat.protocol import (
     DEFAULT_SECRET_KEY,
     INTERRUPTION_MARKER,
     RequestEncoder,
-    messages_to_turns,
     sign,
 )
 from langchain_gprochat.server import (

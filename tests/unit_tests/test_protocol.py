@@ -13,16 +13,13 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
+from langchain_gprochat._convert import messages_to_prompt, messages_to_turns
 from langchain_gprochat.protocol import (
     DEFAULT_SECRET_KEY,
     GenerateRequest,
     Part,
     RequestEncoder,
     Turn,
-    build_request,
-    encode_request,
-    messages_to_prompt,
-    messages_to_turns,
     parse_error_body,
     sign,
     turn_text,
@@ -35,16 +32,36 @@ KEY = "2BC120D4-BB36-1B60-26DE-DB630472A3D8"
 @pytest.mark.parametrize(
     ("time_ms", "text", "secret", "expected"),
     [
-        (1700000000000, "Hello", KEY,
-         "909e9602040e341e0c5d3ec56df0e97028df882853691a741e8c62b922149d56"),
-        (1732435200123, "Привет, мир 🌍", KEY,
-         "9221fc9c9c6596357d40e4f588a01538978b971a77d833981b4a70971c20d46d"),
-        (1700000000000, "", KEY,
-         "893a906fb4df7e8b9de528127d943de0dcfe60a2b32364444754cca53927561f"),
-        (1700000000000, "line1\nline2", "my-own-secret",
-         "aae2452eb14d3cfc380ca63e8b0926a20247e07c18a4627a5f95500afbcfd5ec"),
-        (1700000000000, "Hello", "",
-         "25252ce63a1e8e910eb1e6a83844ff41c9267376bb407c06e89e0f527dac4c35"),
+        (
+            1700000000000,
+            "Hello",
+            KEY,
+            "909e9602040e341e0c5d3ec56df0e97028df882853691a741e8c62b922149d56",
+        ),
+        (
+            1732435200123,
+            "Привет, мир 🌍",
+            KEY,
+            "9221fc9c9c6596357d40e4f588a01538978b971a77d833981b4a70971c20d46d",
+        ),
+        (
+            1700000000000,
+            "",
+            KEY,
+            "893a906fb4df7e8b9de528127d943de0dcfe60a2b32364444754cca53927561f",
+        ),
+        (
+            1700000000000,
+            "line1\nline2",
+            "my-own-secret",
+            "aae2452eb14d3cfc380ca63e8b0926a20247e07c18a4627a5f95500afbcfd5ec",
+        ),
+        (
+            1700000000000,
+            "Hello",
+            "",
+            "25252ce63a1e8e910eb1e6a83844ff41c9267376bb407c06e89e0f527dac4c35",
+        ),
     ],
 )
 def test_signature_vectors(time_ms: int, text: str, secret: str, expected: str) -> None:
@@ -173,7 +190,9 @@ def test_function_and_chat_messages() -> None:
         ]
     )
     assert _pairs(turns) == [
-        ("user", "u"), ("model", "a"), ("user", "[Tool result] f (call f):\nr")
+        ("user", "u"),
+        ("model", "a"),
+        ("user", "[Tool result] f (call f):\nr"),
     ]
     with pytest.raises(ValueError, match="ChatMessage role 'critic' is not supported"):
         messages_to_turns([ChatMessage(role="critic", content="x")])
@@ -185,8 +204,14 @@ def test_unsupported_message_type() -> None:
 
 
 def test_max_history_messages_keeps_latest_and_system() -> None:
-    msgs = [SystemMessage("S"), HumanMessage("1"), AIMessage("2"), HumanMessage("3"),
-            AIMessage("4"), HumanMessage("5")]
+    msgs = [
+        SystemMessage("S"),
+        HumanMessage("1"),
+        AIMessage("2"),
+        HumanMessage("3"),
+        AIMessage("4"),
+        HumanMessage("5"),
+    ]
     assert _pairs(messages_to_turns(msgs, max_history_messages=3)) == [
         ("user", "[System instructions]\nS\n[End of system instructions]\n\n3"),
         ("model", "4"),
@@ -201,43 +226,63 @@ def test_max_history_messages_keeps_latest_and_system() -> None:
 def test_prompt_mode_matches_gpt4free_format() -> None:
     single = messages_to_prompt([HumanMessage("Hello")])
     assert _pairs(single) == [("user", "Hello")]
-    flat = messages_to_prompt([SystemMessage("S"), HumanMessage("Hi"), AIMessage("Yo"),
-                               HumanMessage("Q")])
+    flat = messages_to_prompt(
+        [SystemMessage("S"), HumanMessage("Hi"), AIMessage("Yo"), HumanMessage("Q")]
+    )
     assert _pairs(flat) == [("user", "System: S\nUser: Hi\nAssistant: Yo\nUser: Q\nAssistant:")]
 
 
-def test_build_and_encode_request() -> None:
+def test_request_body_is_the_upstream_clients() -> None:
     turns = [Turn(role="user", parts=[Part(text="Hello")])]
-    request = build_request(turns, time_ms=1700000000000, password=None, secret_key=KEY)
-    body = json.loads(encode_request(request))
-    assert body == {
-        "messages": [{"role": "user", "parts": [{"text": "Hello"}]}],
-        "time": 1700000000000,
-        "pass": None,
-        "sign": "909e9602040e341e0c5d3ec56df0e97028df882853691a741e8c62b922149d56",
-    }
-    assert GenerateRequest.model_validate(body) == request
+    raw = RequestEncoder(turns, password=None, secret_key=KEY).encode(1700000000000)
+    assert raw == (
+        b'{"messages":[{"role":"user","parts":[{"text":"Hello"}]}],"time":1700000000000,'
+        b'"pass":null,"sign":"909e9602040e341e0c5d3ec56df0e97028df882853691a741e8c62b922149d56"}'
+    )
+    request = GenerateRequest.model_validate(json.loads(raw))
+    assert (request.time, request.password, turn_text(request.messages[0])) == (
+        1700000000000,
+        None,
+        "Hello",
+    )
+
+
+def test_generation_config_follows_the_signature_only_when_set() -> None:
+    turns = [Turn(role="user", parts=[Part(text="Hello")])]
+    raw = RequestEncoder(
+        turns, password="pw", secret_key=KEY, generation_config={"temperature": 0.5, "topK": 3}
+    ).encode(1700000000000)
+    assert raw.endswith(
+        b'"sign":"909e9602040e341e0c5d3ec56df0e97028df882853691a741e8c62b922149d56",'
+        b'"generationConfig":{"temperature":0.5,"topK":3}}'
+    )
+    assert RequestEncoder(turns, password=None, secret_key=KEY, generation_config={}).encode(
+        1
+    ) == RequestEncoder(turns, password=None, secret_key=KEY).encode(1)
 
 
 def test_encode_keeps_non_ascii_as_utf8() -> None:
     turns = [Turn(role="user", parts=[Part(text="Привет 🌍")])]
-    raw = encode_request(build_request(turns, time_ms=1, password="pw", secret_key=""))
+    raw = RequestEncoder(turns, password="pw", secret_key="").encode(1)
     assert "Привет 🌍".encode() in raw
     assert b'"pass":"pw"' in raw
 
 
 def test_signature_covers_concatenated_parts_of_last_turn() -> None:
     turn = Turn(role="user", parts=[Part(text="Hel"), Part(text="lo")])
-    request = build_request([turn], time_ms=1700000000000, password=None, secret_key=KEY)
-    assert request.sign == "909e9602040e341e0c5d3ec56df0e97028df882853691a741e8c62b922149d56"
+    raw = RequestEncoder([turn], password=None, secret_key=KEY).encode(1700000000000)
+    sign_ = json.loads(raw)["sign"]
+    assert sign_ == "909e9602040e341e0c5d3ec56df0e97028df882853691a741e8c62b922149d56"
 
 
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
         (b'{"error":{"message":"Invalid password."}}', ("Invalid password.", None)),
-        (b'{"error":{"code":"GoogleGenerativeAIError","message":"quota"}}',
-         ("quota", "GoogleGenerativeAIError")),
+        (
+            b'{"error":{"code":"GoogleGenerativeAIError","message":"quota"}}',
+            ("quota", "GoogleGenerativeAIError"),
+        ),
         (b"Bad Gateway", ("Bad Gateway", None)),
         (b"", ("", None)),
         (b'["x"]', ('["x"]', None)),
@@ -249,15 +294,22 @@ def test_parse_error_body(body: bytes, expected: tuple[str, str | None]) -> None
     assert parse_error_body(body) == expected
 
 
-def test_request_encoder_matches_encode_request() -> None:
+def test_request_encoder_signs_each_time_afresh_and_hides_the_password() -> None:
     turns = messages_to_turns([HumanMessage("Hi"), AIMessage("Yo"), HumanMessage("Привет 🌍")])
-    for password in (None, "pw \"quoted\""):
+    for password in (None, 'pw "quoted"'):
         encoder = RequestEncoder(turns, password=password, secret_key=KEY)
         for time_ms in (1700000000000, 1732435200123):
-            expected = encode_request(
-                build_request(turns, time_ms=time_ms, password=password, secret_key=KEY)
-            )
-            assert encoder.encode(time_ms) == expected
+            body = json.loads(encoder.encode(time_ms))
+            assert body == {
+                "messages": [
+                    {"role": "user", "parts": [{"text": "Hi"}]},
+                    {"role": "model", "parts": [{"text": "Yo"}]},
+                    {"role": "user", "parts": [{"text": "Привет 🌍"}]},
+                ],
+                "time": time_ms,
+                "pass": password,
+                "sign": sign(time_ms, "Привет 🌍", KEY),
+            }
     assert "pw" not in repr(RequestEncoder(turns, password="pw", secret_key=KEY))
 
 

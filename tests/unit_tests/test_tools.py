@@ -14,7 +14,7 @@ from langchain_core.messages.tool import tool_call
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
-from langchain_gprochat.protocol import (
+from langchain_gprochat._convert import (
     TOOL_ERROR_TEMPLATE,
     TOOL_RESULT_TEMPLATE,
     messages_to_turns,

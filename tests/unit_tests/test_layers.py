@@ -1,0 +1,26 @@
+"""The layers hold: the wire format and the transport load no LangChain machinery."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+FORBIDDEN = (
+    "langchain_core.messages",
+    "langchain_core.language_models",
+    "langchain_core.runnables",
+)
+
+
+@pytest.mark.parametrize("module", ["langchain_gprochat.protocol", "langchain_gprochat.transport"])
+def test_wire_format_and_transport_load_no_langchain_messages_or_runnables(module: str) -> None:
+    # langchain_core.exceptions (the error classes) is allowed; messages, language
+    # models and runnables are not: those layers know nothing of LangChain.
+    code = f"import sys, json, {module}; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = json.loads(out.stdout)
+    assert [m for m in loaded if m.startswith(FORBIDDEN)] == []
+    assert "aiohttp.web" not in loaded
