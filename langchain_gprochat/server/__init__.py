@@ -38,12 +38,26 @@ from langchain_gprochat.server.faults import (
     parse_fault,
 )
 from langchain_gprochat.server.runner import GPROChatServer
-from langchain_gprochat.server.settings import DEFAULT_MAX_BODY, ServerSettings, ServerStats
+from langchain_gprochat.server.settings import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_KEEPALIVE_TIMEOUT,
+    DEFAULT_MAX_BODY,
+    DEFAULT_MAX_BODY_MEMORY,
+    DEFAULT_MAX_CONNECTIONS,
+    ServerSettings,
+    ServerStats,
+)
 from langchain_gprochat.server.state import STATE_KEY, ServerState
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_FAULT_BODY",
+    "DEFAULT_HEADER_TIMEOUT",
+    "DEFAULT_KEEPALIVE_TIMEOUT",
     "DEFAULT_MAX_BODY",
+    "DEFAULT_MAX_BODY_MEMORY",
+    "DEFAULT_MAX_CONNECTIONS",
     "ECHO_CHUNK_CHARS",
     "ERROR_CONTENT_TYPE",
     "FAULT_HEADER",

@@ -8,12 +8,20 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from langchain_gprochat.protocol import DEFAULT_SECRET_KEY
 from langchain_gprochat.server.backends import Backend, load_backend
 from langchain_gprochat.server.runner import GPROChatServer
-from langchain_gprochat.server.settings import DEFAULT_MAX_BODY, ServerSettings
+from langchain_gprochat.server.settings import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_KEEPALIVE_TIMEOUT,
+    DEFAULT_MAX_BODY,
+    DEFAULT_MAX_BODY_MEMORY,
+    DEFAULT_MAX_CONNECTIONS,
+    ServerSettings,
+)
 
 __all__ = ["DEFAULT_PORT", "build_parser", "main", "settings_from_args"]
 
@@ -22,6 +30,54 @@ DEFAULT_PORT = 3000
 
 _SECRET_ENV = "GPROCHAT_SECRET_KEY"
 _PASSWORDS_ENV = "GPROCHAT_SERVER_PASSWORDS"
+
+
+def _limit(value: str) -> float | None:
+    """Seconds for a timeout option; ``0`` means no limit."""
+    seconds = float(value)
+    return None if seconds == 0 else seconds
+
+
+def _add_limits(add: Callable[..., object]) -> None:
+    add(
+        "--header-timeout",
+        type=_limit,
+        default=DEFAULT_HEADER_TIMEOUT,
+        metavar="SECONDS",
+        help="time for a request's headers to arrive, from the connection's opening or "
+        "the request's first byte; 0 for no limit (default: %(default)s)",
+    )
+    add(
+        "--body-timeout",
+        type=_limit,
+        default=DEFAULT_BODY_TIMEOUT,
+        metavar="SECONDS",
+        help="time for a request's body to arrive, once its headers are in; 0 for no "
+        "limit (default: %(default)s)",
+    )
+    add(
+        "--keepalive-timeout",
+        type=float,
+        default=DEFAULT_KEEPALIVE_TIMEOUT,
+        metavar="SECONDS",
+        help="time an idle connection stays open between requests (default: %(default)s)",
+    )
+    add(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="most connections open at once; more get 503 at once (default: %(default)s, "
+        "lowered to the open-file limit minus 64)",
+    )
+    add(
+        "--max-body-memory",
+        type=int,
+        default=DEFAULT_MAX_BODY_MEMORY,
+        metavar="BYTES",
+        help="most request-body bytes held at once across all requests; more get 503 "
+        "(default: %(default)s)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="sleep between answer chunks (default: %(default)s)",
     )
     add("--enable-faults", action="store_true", help="honour the X-GPROChat-Fault request header")
+    _add_limits(add)
     add(
         "--shutdown-timeout",
         type=float,
@@ -114,6 +171,11 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         max_clock_skew=args.max_clock_skew,
         enable_faults=args.enable_faults,
         chunk_delay=args.chunk_delay,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        keepalive_timeout=args.keepalive_timeout,
+        max_connections=args.max_connections,
+        max_body_memory=args.max_body_memory,
     )
 
 
@@ -137,11 +199,23 @@ async def _serve(server: GPROChatServer) -> None:
             loop.remove_signal_handler(sig)
 
 
+def _put_cwd_on_path() -> None:
+    """Let ``--backend`` name a module of the current folder, as ``python -m`` does.
+
+    A console script's ``sys.path`` starts with the script's own folder, not the current
+    one; uvicorn and gunicorn add the current folder too.
+    """
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the server until SIGINT or SIGTERM.
 
     Returns:
-        0 after a clean shutdown, 1 if the address cannot be bound, 2 for bad settings.
+        0 after a clean shutdown, 1 if the address cannot be bound, 2 for bad settings
+        or a backend that cannot be loaded.
     """
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -149,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    _put_cwd_on_path()
     try:
         settings = settings_from_args(args)
         backend: Backend = load_backend(args.backend)

@@ -12,11 +12,12 @@ import json
 import logging
 import time
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.typedefs import Handler
 
-from langchain_gprochat.protocol import AUTH_PATH, GENERATE_PATH, Turn
+from langchain_gprochat.protocol import APPLIED_HEADER, AUTH_PATH, GENERATE_PATH, Turn
 from langchain_gprochat.server.backends import Backend, EchoBackend
+from langchain_gprochat.server.body import expects_continue, read_body, stop_reading
 from langchain_gprochat.server.faults import (
     DEFAULT_FAULT_BODY,
     FAULT_HEADER,
@@ -24,6 +25,8 @@ from langchain_gprochat.server.faults import (
     FaultError,
     parse_fault,
 )
+from langchain_gprochat.server.generation import parse_generation_config
+from langchain_gprochat.server.quiet_log import stack_summary
 from langchain_gprochat.server.settings import ServerSettings
 from langchain_gprochat.server.state import STATE_KEY, ServerState
 from langchain_gprochat.server.streaming import (
@@ -38,7 +41,6 @@ from langchain_gprochat.server.validation import (
     parse_generate,
     parse_json_object,
     password_ok,
-    read_body,
 )
 
 __all__ = ["ERROR_CONTENT_TYPE", "create_app", "error_response"]
@@ -56,10 +58,32 @@ def _json(data: object) -> bytes:
     return text.encode("utf-8", "replace")  # a lone surrogate in an exception message
 
 
-def error_response(status: int, message: str, code: str | None = None) -> web.Response:
-    """A JSON error body ``{"error":{["code":...,]"message":...}}`` labelled text/plain."""
+def error_response(
+    status: int,
+    message: str,
+    code: str | None = None,
+    *,
+    close: bool = False,
+    retry_after: str | None = None,
+) -> web.Response:
+    """A JSON error body ``{"error":{["code":...,]"message":...}}`` labelled text/plain.
+
+    Args:
+        status: the HTTP status.
+        message: the error's message.
+        code: the error's code, if any.
+        close: close the connection after this answer (``Connection: close``).
+        retry_after: the value of a ``Retry-After`` header, if any.
+    """
     error = {"message": message} if code is None else {"code": code, "message": message}
-    return _text_response(status, _json({"error": error}))
+    response = _text_response(status, _json({"error": error}), retry_after)
+    if close:
+        response.force_close()
+    return response
+
+
+def _rejection(exc: Rejected) -> web.Response:
+    return error_response(exc.status, exc.message, close=exc.close, retry_after=exc.retry_after)
 
 
 def _text_response(status: int, body: bytes, retry_after: str | None = None) -> web.Response:
@@ -107,7 +131,7 @@ async def _generate(request: web.Request, state: ServerState) -> web.StreamRespo
     settings = state.settings
     try:
         key, fault = _requested_fault(request, settings)
-        body = parse_json_object(await read_body(request, settings.max_body))
+        body = parse_json_object(await read_body(request, settings, state.budget))
         generate = parse_generate(body)
         check_auth(
             generate,
@@ -115,39 +139,68 @@ async def _generate(request: web.Request, state: ServerState) -> web.StreamRespo
             secret_key=settings.secret_key,
             max_clock_skew=settings.max_clock_skew,
         )
+        generation = _generation(body)
     except Rejected as exc:
-        return error_response(exc.status, exc.message)
+        if expects_continue(request):  # no body was invited: do not wait for one
+            stop_reading(request)
+        return _rejection(exc)
     if fault is not None:
         fault = state.ledger.take(key, fault)
-    return await _deliver(request, state, generate.messages, fault)
+    return await _deliver(request, state, generate.messages, fault, generation)
+
+
+def _generation(body: dict[str, object]) -> dict[str, float | int]:
+    try:
+        return parse_generation_config(body)
+    except ValueError as exc:
+        raise Rejected(400, str(exc)) from None
+
+
+def _configured(
+    backend: Backend, generation: dict[str, float | int]
+) -> tuple[Backend, dict[str, str]]:
+    """The backend for this request, and the header naming what it applied."""
+    if not generation:
+        return backend, {}
+    configure = getattr(backend, "with_generation", None)
+    applied: list[str] = []
+    if configure is not None:
+        backend, applied = configure(generation)
+    return backend, {APPLIED_HEADER: ",".join(applied)} if applied else {}
 
 
 async def _deliver(
-    request: web.Request, state: ServerState, turns: list[Turn], fault: Fault | None
+    request: web.Request,
+    state: ServerState,
+    turns: list[Turn],
+    fault: Fault | None,
+    generation: dict[str, float | int],
 ) -> web.StreamResponse:
     if fault is not None and fault.delay_first_byte:
         await asyncio.sleep(fault.delay_first_byte)
     if fault is not None and fault.status is not None:
         body = DEFAULT_FAULT_BODY if fault.body is None else fault.body
         return _text_response(fault.status, body.encode("utf-8", "replace"), fault.retry_after)
-    source = answer_source(state.backend, turns, fault)
+    backend, headers = _configured(state.backend, generation)
+    source = answer_source(backend, turns, fault)
     try:
         first = await anext(source, None)
     except Exception as exc:
         logger.warning("backend failed before the answer: %s", type(exc).__name__)
-        logger.debug("backend failure", exc_info=exc)
+        logger.debug("backend failure: %s", stack_summary(exc))
         return error_response(500, str(exc), code=type(exc).__name__)
     plan = StreamPlan.build(state.settings.chunk_delay, fault)
-    return await stream_answer(request, first, source, plan, state)
+    return await stream_answer(request, first, source, plan, state, headers)
 
 
 async def handle_auth(request: web.Request) -> web.Response:
     """``POST /api/auth``: ``{"code":0}`` if ``pass`` is accepted, else ``{"code":-1}``."""
-    settings = request.app[STATE_KEY].settings
+    state = request.app[STATE_KEY]
+    settings = state.settings
     try:
-        body = parse_json_object(await read_body(request, settings.max_body))
+        body = parse_json_object(await read_body(request, settings, state.budget))
     except Rejected as exc:
-        return error_response(exc.status, exc.message)
+        return _rejection(exc)
     code = 0 if password_ok(body.get("pass"), settings.passwords) else -1
     return _text_response(200, _json({"code": code}))
 
@@ -182,6 +235,20 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
         )
 
 
+async def expect_handler(request: web.Request) -> web.StreamResponse | None:
+    """The routes' ``Expect`` handler: leave ``100 Continue`` to the handler.
+
+    aiohttp's default sends ``100 Continue`` before the handler runs, inviting a body
+    the handler may then refuse; :func:`~langchain_gprochat.server.body.read_body`
+    sends it once the checks that need no body have passed. Other expectations get 417.
+    """
+    if request.version != HttpVersion11 or expects_continue(request):
+        return None
+    stop_reading(request)
+    message = "Unsupported Expect header: only 100-continue is supported."
+    return error_response(417, message, close=True)
+
+
 async def _mark_closing(app: web.Application) -> None:
     app[STATE_KEY].closing = True
 
@@ -205,6 +272,6 @@ def create_app(
         settings=settings, backend=backend if backend is not None else EchoBackend()
     )
     app.on_shutdown.append(_mark_closing)
-    app.router.add_post(GENERATE_PATH, handle_generate)
-    app.router.add_post(AUTH_PATH, handle_auth)
+    app.router.add_post(GENERATE_PATH, handle_generate, expect_handler=expect_handler)
+    app.router.add_post(AUTH_PATH, handle_auth, expect_handler=expect_handler)
     return app

@@ -1,9 +1,11 @@
 """Backends: what produces the answer text behind the local server.
 
 A backend is any object with ``stream(turns) -> AsyncIterator[str]``, an async
-generator of text chunks. Three ship here: :class:`EchoBackend` (the default, offline
-and deterministic), :class:`ScriptedBackend` (canned replies for tests) and
-:class:`ChatModelBackend` (any LangChain chat model). :func:`load_backend` builds one
+generator of text chunks. A backend that can honour a request's ``generationConfig``
+also has ``with_generation(settings) -> (backend, applied_names)``. Three ship here:
+:class:`EchoBackend` (the default, offline and deterministic),
+:class:`ScriptedBackend` (canned replies for tests) and :class:`ChatModelBackend` (any
+LangChain chat model). :func:`load_backend` builds one
 from a command-line spec.
 """
 
@@ -12,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import importlib
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Protocol, TypeAlias, runtime_checkable
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from langchain_gprochat.protocol import Turn, turn_text
+from langchain_gprochat.server.generation import apply_generation
 
 __all__ = [
     "ECHO_CHUNK_CHARS",
@@ -166,6 +169,16 @@ class ChatModelBackend:
     def __repr__(self) -> str:
         return f"ChatModelBackend({type(self.model).__name__})"
 
+    def with_generation(
+        self, settings: Mapping[str, float | int]
+    ) -> tuple[ChatModelBackend, list[str]]:
+        """The backend with ``generationConfig`` applied where the model has the field.
+
+        Returns the backend for one request and the names of the settings applied.
+        """
+        model, applied = apply_generation(self.model, settings)
+        return (self if model is self.model else ChatModelBackend(model)), applied
+
     async def stream(self, turns: list[Turn]) -> AsyncIterator[str]:
         """Stream the model's answer; chunks without text are skipped."""
         async for chunk in self.model.astream(turns_to_messages(turns)):
@@ -174,16 +187,35 @@ class ChatModelBackend:
                 yield text
 
 
+def _failure(exc: BaseException) -> str:
+    """``"RuntimeError: boom"`` on one line (the class alone if there is no message)."""
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _import(spec: str, module_name: str) -> object:
+    if module_name.startswith("."):
+        raise ValueError(
+            f"invalid backend {spec!r}: relative module names are not supported; "
+            "give the module's full name, e.g. 'my_models:backend'"
+        )
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"invalid backend {spec!r}: cannot import {module_name!r}: {exc}") from exc
+    except (Exception, SystemExit) as exc:  # its code failed: a syntax error, a raise, an exit
+        raise ValueError(
+            f"invalid backend {spec!r}: importing {module_name!r} failed: {_failure(exc)}"
+        ) from exc
+
+
 def _resolve(spec: str) -> object:
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise ValueError(
             f"invalid backend {spec!r}: use 'echo' or 'module:attribute', e.g. 'my_models:backend'"
         )
-    try:
-        target: object = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"invalid backend {spec!r}: cannot import {module_name!r}: {exc}") from exc
+    target = _import(spec, module_name)
     for name in attribute.split("."):
         try:
             target = getattr(target, name)
@@ -191,6 +223,10 @@ def _resolve(spec: str) -> object:
             raise ValueError(
                 f"invalid backend {spec!r}: {module_name!r} has no attribute {attribute!r}"
             ) from None
+        except Exception as exc:  # a module-level __getattr__ or a property that failed
+            raise ValueError(
+                f"invalid backend {spec!r}: getting {attribute!r} failed: {_failure(exc)}"
+            ) from exc
     return target
 
 
@@ -209,6 +245,8 @@ def _call_factory(spec: str, factory: Callable[[], object]) -> object:
         raise ValueError(
             f"invalid backend {spec!r}: calling it without arguments failed: {exc}"
         ) from exc
+    except (Exception, SystemExit) as exc:
+        raise ValueError(f"invalid backend {spec!r}: calling it failed: {_failure(exc)}") from exc
 
 
 def load_backend(spec: str) -> Backend:
@@ -221,8 +259,10 @@ def load_backend(spec: str) -> Backend:
             that returns either.
 
     Raises:
-        ValueError: if the spec is malformed, cannot be imported, or does not name a
-            backend or chat model.
+        ValueError: if the spec is malformed or relative, its module cannot be imported
+            or fails while importing (a syntax error, an exception, ``sys.exit``), the
+            attribute is missing, the factory fails, or the result is not a backend or
+            a chat model. The message is one line naming the spec and the reason.
     """
     if spec.strip() == "echo":
         return EchoBackend()

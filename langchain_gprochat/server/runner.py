@@ -13,11 +13,15 @@ from aiohttp import web
 
 from langchain_gprochat.server.app import create_app
 from langchain_gprochat.server.backends import Backend
+from langchain_gprochat.server.connection import ConnectionGuard, GuardedAppRunner
 from langchain_gprochat.server.quiet_log import protocol_logger
 from langchain_gprochat.server.settings import ServerSettings, ServerStats
 from langchain_gprochat.server.state import STATE_KEY
 
 __all__ = ["GPROChatServer"]
+
+_LINGERING_TIME = 2.0
+"""Seconds aiohttp may drain an unread body after a refusal, so the client reads it."""
 
 
 class GPROChatServer:
@@ -34,7 +38,7 @@ class GPROChatServer:
         backend: what produces the answers; defaults to the echo backend.
         ssl_context: serve HTTPS with this context.
         shutdown_timeout: seconds to let running answers finish when stopping, before
-            they are cancelled.
+            they are cancelled; one deadline for all of them.
         **overrides: fields of :class:`ServerSettings` replacing those of ``settings``,
             e.g. ``GPROChatServer(passwords=("pw",), enable_faults=True)``.
 
@@ -59,7 +63,7 @@ class GPROChatServer:
         self.app = create_app(self.settings, backend)
         self.ssl_context = ssl_context
         self.shutdown_timeout = shutdown_timeout
-        self._runner: web.AppRunner | None = None
+        self._runner: GuardedAppRunner | None = None
         self._port: int | None = None
         self._used = False
         self._thread: threading.Thread | None = None
@@ -103,12 +107,16 @@ class GPROChatServer:
         if self._used:
             raise RuntimeError("a GPROChatServer can be started only once; create a new one")
         self._used = True
-        runner = web.AppRunner(
+        settings = self.settings
+        runner = GuardedAppRunner(
             self.app,
+            guard=ConnectionGuard.from_settings(settings, self.stats),
             access_log=None,
             handle_signals=False,
             shutdown_timeout=self.shutdown_timeout,
             logger=protocol_logger(),
+            keepalive_timeout=settings.keepalive_timeout,
+            lingering_time=min(_LINGERING_TIME, settings.body_timeout or _LINGERING_TIME),
         )
         await runner.setup()
         self._runner = runner

@@ -9,10 +9,29 @@ from dataclasses import dataclass, field
 from langchain_gprochat.protocol import DEFAULT_SECRET_KEY
 from langchain_gprochat.server.faults import Fault
 
-__all__ = ["DEFAULT_MAX_BODY", "ServerSettings", "ServerStats"]
+__all__ = [
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_HEADER_TIMEOUT",
+    "DEFAULT_KEEPALIVE_TIMEOUT",
+    "DEFAULT_MAX_BODY",
+    "DEFAULT_MAX_BODY_MEMORY",
+    "DEFAULT_MAX_CONNECTIONS",
+    "ServerSettings",
+    "ServerStats",
+]
 
 DEFAULT_MAX_BODY = 1024 * 1024
 """Largest accepted request body, in bytes (1 MiB)."""
+DEFAULT_HEADER_TIMEOUT = 10.0
+"""Seconds a request's headers may take to arrive."""
+DEFAULT_BODY_TIMEOUT = 60.0
+"""Seconds a request's body may take to arrive, once its headers are in."""
+DEFAULT_KEEPALIVE_TIMEOUT = 75.0
+"""Seconds an idle kept-alive connection stays open (longer than aiohttp clients' 15 s)."""
+DEFAULT_MAX_CONNECTIONS = 1000
+"""Most connections open at once (fewer if the process may not open that many files)."""
+DEFAULT_MAX_BODY_MEMORY = 64 * 1024 * 1024
+"""Most request-body bytes held at once across all requests (64 MiB)."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +55,20 @@ class ServerSettings:
         chunk_delay: seconds to sleep between two chunks of every answer (for demos).
         fault: a fault applied to every request when ``enable_faults`` is on and the
             request carries no fault header of its own.
+        header_timeout: seconds for a request's headers to arrive, counted from the
+            connection's opening for its first request and from the first byte of each
+            later one; then the server answers 408 and closes. ``None``: no limit.
+        body_timeout: seconds for a request's whole body to arrive, counted from the
+            end of its headers; then the server answers 408 and closes. ``None``: no
+            limit.
+        keepalive_timeout: seconds a connection may sit idle between two requests
+            before the server closes it.
+        max_connections: most connections open at once; more are answered 503 and
+            closed at once, while the open ones keep being served. Lowered to the
+            process's open-file limit minus a reserve, if that is smaller.
+        max_body_memory: most request-body bytes held at once, summed over all the
+            requests being read; a request that would pass it gets 503 with
+            ``Retry-After``. At least ``max_body``.
     """
 
     host: str = "127.0.0.1"
@@ -47,6 +80,11 @@ class ServerSettings:
     enable_faults: bool = False
     chunk_delay: float = 0.0
     fault: Fault | None = None
+    header_timeout: float | None = DEFAULT_HEADER_TIMEOUT
+    body_timeout: float | None = DEFAULT_BODY_TIMEOUT
+    keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_body_memory: int = DEFAULT_MAX_BODY_MEMORY
 
     def __post_init__(self) -> None:
         passwords: object = self.passwords
@@ -65,11 +103,29 @@ class ServerSettings:
             )
         if not (math.isfinite(self.chunk_delay) and self.chunk_delay >= 0):
             raise ValueError(f"chunk_delay must be >= 0 seconds, got {self.chunk_delay}")
+        self._check_limits()
+
+    def _check_limits(self) -> None:
+        for name in ("header_timeout", "body_timeout", "keepalive_timeout"):
+            value = getattr(self, name)
+            optional = name != "keepalive_timeout"
+            if optional and value is None:
+                continue
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                none = " or None" if optional else ""
+                raise ValueError(f"{name} must be a positive number of seconds{none}, got {value}")
+        if self.max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, got {self.max_connections}")
+        if self.max_body_memory < self.max_body:
+            raise ValueError(
+                f"max_body_memory ({self.max_body_memory}) must be at least max_body "
+                f"({self.max_body}), or no body of the largest size could ever be read"
+            )
 
 
 @dataclass
 class ServerStats:
-    """Counters of ``POST /api/generate`` traffic, for tests and monitoring.
+    """Counters of ``POST /api/generate`` traffic and of connections, for tests and monitoring.
 
     Attributes:
         requests: generate requests received.
@@ -77,6 +133,12 @@ class ServerStats:
         client_disconnects: streamed answers aborted because the client went away.
         active_streams: answers streaming right now.
         bytes_out: response body bytes sent to generate requests.
+        connections: connections open right now (refused ones not counted).
+        peak_connections: the most connections that were open at once.
+        connections_refused: connections answered 503 at once, over ``max_connections``.
+        header_timeouts: connections closed because a request's headers were too slow.
+        body_bytes: request-body bytes held right now (all requests).
+        peak_body_bytes: the most request-body bytes that were held at once.
     """
 
     requests: int = 0
@@ -84,6 +146,12 @@ class ServerStats:
     client_disconnects: int = 0
     active_streams: int = 0
     bytes_out: int = 0
+    connections: int = 0
+    peak_connections: int = 0
+    connections_refused: int = 0
+    header_timeouts: int = 0
+    body_bytes: int = 0
+    peak_body_bytes: int = 0
 
     def record(self, status: int, body_bytes: int) -> None:
         """Count one answer with ``status`` and ``body_bytes`` of body."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from langchain_gprochat.server.backends import Backend
+from langchain_gprochat.server.body import BodyBudget
 from langchain_gprochat.server.faults import FaultLedger
 from langchain_gprochat.server.settings import ServerSettings, ServerStats
 
@@ -24,6 +25,7 @@ class ServerState:
         ledger: how often each fault with ``times`` was applied.
         closing: set when the application shuts down, so that streams cut by the
             shutdown are not counted as client disconnects.
+        budget: the request-body bytes held at once (``settings.max_body_memory``).
     """
 
     settings: ServerSettings
@@ -31,6 +33,10 @@ class ServerState:
     stats: ServerStats = field(default_factory=ServerStats)
     ledger: FaultLedger = field(default_factory=FaultLedger)
     closing: bool = False
+    budget: BodyBudget = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.budget = BodyBudget(self.settings.max_body_memory, self.stats)
 
 
 STATE_KEY = web.AppKey("gprochat_state", ServerState)

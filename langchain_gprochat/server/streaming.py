@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -18,6 +18,7 @@ from aiohttp import web
 from langchain_gprochat.protocol import INTERRUPTION_MARKER, Turn
 from langchain_gprochat.server.backends import Backend
 from langchain_gprochat.server.faults import Fault, filler_chunks
+from langchain_gprochat.server.quiet_log import stack_summary
 from langchain_gprochat.server.state import ServerState
 
 __all__ = ["AnswerResponse", "StreamPlan", "answer_source", "stream_answer"]
@@ -122,7 +123,7 @@ async def _pump(sink: _Sink, first: bytes, rest: AsyncIterator[bytes], plan: Str
             chunk = await anext(rest, None)
         except Exception as exc:
             logger.warning("backend failed mid-answer: %s", type(exc).__name__)
-            logger.debug("backend failure", exc_info=exc)
+            logger.debug("backend failure: %s", stack_summary(exc))
             await sink.write(_MARKER)
             return
         if chunk is None:
@@ -150,6 +151,7 @@ async def stream_answer(
     rest: AsyncIterator[bytes],
     plan: StreamPlan,
     state: ServerState,
+    headers: Mapping[str, str] | None = None,
 ) -> AnswerResponse:
     """Send the 200 answer: ``first`` (``None`` for an empty answer), then ``rest``.
 
@@ -158,6 +160,7 @@ async def stream_answer(
     """
     stats = state.stats
     response = AnswerResponse()
+    response.headers.update(headers or {})
     sink = _Sink(response, plan.close_after_bytes)
     stats.active_streams += 1
     counted = False

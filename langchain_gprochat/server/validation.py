@@ -1,4 +1,4 @@
-"""Request validation for the local server: body size, JSON shape, password, signature.
+"""Request validation for the local server: JSON shape, password, signature.
 
 Every check raises :class:`Rejected` with the status and message the client gets; the
 messages are fixed strings (listed in the README) so that clients and tests can match
@@ -13,8 +13,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
@@ -31,7 +29,6 @@ __all__ = [
     "parse_generate",
     "parse_json_object",
     "password_ok",
-    "read_body",
 ]
 
 HISTORY_MESSAGE = "Invalid message history: The last message must be from user role."
@@ -39,45 +36,26 @@ PASSWORD_MESSAGE = "Invalid password."
 SIGNATURE_MESSAGE = "Invalid signature."
 EXPIRED_MESSAGE = "Request expired."
 UNREADABLE_MESSAGE = "Invalid request body: it was cut off or its transfer encoding is broken."
-_READ_SIZE = 64 * 1024
 
 
 class Rejected(Exception):
-    """A request is refused with ``status`` and the JSON error ``message``."""
+    """A request is refused with ``status`` and the JSON error ``message``.
 
-    def __init__(self, status: int, message: str) -> None:
+    Attributes:
+        status: the HTTP status of the answer.
+        message: the JSON error's message.
+        close: close the connection after the answer (``Connection: close``).
+        retry_after: the value of a ``Retry-After`` header, if any.
+    """
+
+    def __init__(
+        self, status: int, message: str, *, close: bool = False, retry_after: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-def _too_large(limit: int, size: int | None) -> Rejected:
-    if size is None:
-        return Rejected(413, f"Request body too large: it exceeds the limit of {limit} bytes.")
-    return Rejected(
-        413, f"Request body too large: {size} bytes exceeds the limit of {limit} bytes."
-    )
-
-
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """Read the whole body, refusing more than ``limit`` bytes with 413.
-
-    A declared ``Content-Length`` over the limit is refused before reading; a chunked
-    body is read until it passes the limit. A body cut off by a disconnect or with
-    broken chunked encoding gets 400 (which the client may never see).
-    """
-    declared = request.content_length
-    if declared is not None and declared > limit:
-        raise _too_large(limit, declared)
-    body = bytearray()
-    try:
-        while chunk := await request.content.read(_READ_SIZE):
-            body += chunk
-            if len(body) > limit:
-                raise _too_large(limit, declared)
-    except (ConnectionResetError, HttpProcessingError):
-        raise Rejected(400, UNREADABLE_MESSAGE) from None
-    return bytes(body)
+        self.close = close
+        self.retry_after = retry_after
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:

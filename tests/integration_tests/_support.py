@@ -1,19 +1,37 @@
-"""Shared helpers of the integration tests (fixtures live in conftest.py)."""
+"""Shared helpers of the integration tests (the fixtures live in conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import pytest
 from aiohttp import web
 from langchain_core.messages import BaseMessage, HumanMessage
 
 from langchain_gprochat._convert import messages_to_turns
 from langchain_gprochat.protocol import Turn
-from langchain_gprochat.server import echo_reply
+from langchain_gprochat.server import GPROChatServer, echo_reply
+
+Start = Callable[..., Awaitable[GPROChatServer]]
+"""The ``start`` fixture: ``await start(backend=..., **settings_overrides)``."""
+
+
+def assert_no_tracebacks_logged(
+    caplog: pytest.LogCaptureFixture, *, from_level: int, handler_errors: bool = False
+) -> None:
+    """No record of the test logged a traceback; none at ``from_level`` or above has
+    ``exc_info``, nor (unless ``handler_errors``) aiohttp's "Error handling request"."""
+    for when in ("setup", "call", "teardown"):
+        for record in caplog.get_records(when):
+            text = record.getMessage()
+            assert "Traceback" not in text, (when, text)
+            if record.levelno >= from_level:
+                assert record.exc_info is None, (when, text)
+                assert handler_errors or "Error handling request" not in text, (when, text)
 
 
 def expected_echo(messages: list[BaseMessage] | str) -> str:

@@ -23,15 +23,9 @@ from ._support import GateBackend, expected_echo, serve_generate, wait_until
 QUESTION = "Привет, мир 🌍 — how are you?"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[GPROChatServer]:
-    with GPROChatServer() as srv:
-        yield srv
-
-
 @pytest.fixture
-def llm(server: GPROChatServer) -> Iterator[ChatGPROChat]:
-    with ChatGPROChat(base_url=server.url, retry_base_delay=0.01) as model:
+def llm(echo_server: GPROChatServer) -> Iterator[ChatGPROChat]:
+    with ChatGPROChat(base_url=echo_server.url, retry_base_delay=0.01) as model:
         yield model
 
 
@@ -148,8 +142,8 @@ def test_stop_sequence_split_across_chunks(llm: ChatGPROChat) -> None:
     assert answer == "Echo · turn 1 · «abcdefgh "
 
 
-def test_bound_stop_sequences(server: GPROChatServer) -> None:
-    with ChatGPROChat(base_url=server.url, stop=["turn"]) as llm:
+def test_bound_stop_sequences(echo_server: GPROChatServer) -> None:
+    with ChatGPROChat(base_url=echo_server.url, stop=["turn"]) as llm:
         assert llm.invoke("q").content == "Echo · "
         assert llm.invoke("q", stop=["·"]).content == "Echo "
 
@@ -329,8 +323,8 @@ def test_breaking_out_of_sync_stream_closes_the_response() -> None:
         again.close()
 
 
-def test_one_connection_serves_sequential_sync_calls(server: GPROChatServer) -> None:
-    with ChatGPROChat(base_url=server.url) as llm:
+def test_one_connection_serves_sequential_sync_calls(echo_server: GPROChatServer) -> None:
+    with ChatGPROChat(base_url=echo_server.url) as llm:
         for i in range(5):
             llm.invoke(f"n{i}")
         session = next(iter(llm.client.transport.sessions))
@@ -339,8 +333,8 @@ def test_one_connection_serves_sequential_sync_calls(server: GPROChatServer) -> 
         assert sum(len(v) for v in connector._conns.values()) == 1  # type: ignore[attr-defined]
 
 
-async def test_one_session_per_loop(server: GPROChatServer) -> None:
-    async with ChatGPROChat(base_url=server.url) as llm:
+async def test_one_session_per_loop(echo_server: GPROChatServer) -> None:
+    async with ChatGPROChat(base_url=echo_server.url) as llm:
         await llm.ainvoke("a")
         first = await llm.client.transport.session()
         await asyncio.gather(*(llm.ainvoke(f"q{i}") for i in range(10)))
@@ -360,7 +354,7 @@ def test_cache_answers_repeated_calls_without_a_request() -> None:
     assert first.content == second.content == "ok"
 
 
-def test_rate_limiter_is_consulted_for_every_call(server: GPROChatServer) -> None:
+def test_rate_limiter_is_consulted_for_every_call(echo_server: GPROChatServer) -> None:
     from langchain_core.rate_limiters import InMemoryRateLimiter
 
     class CountingLimiter(InMemoryRateLimiter):
@@ -371,13 +365,13 @@ def test_rate_limiter_is_consulted_for_every_call(server: GPROChatServer) -> Non
             return super().acquire(blocking=blocking)
 
     limiter = CountingLimiter(requests_per_second=1000, check_every_n_seconds=0.001)
-    with ChatGPROChat(base_url=server.url, rate_limiter=limiter) as llm:
+    with ChatGPROChat(base_url=echo_server.url, rate_limiter=limiter) as llm:
         answers = [llm.invoke(f"r{i}").content for i in range(3)]
     assert answers == [expected_echo(f"r{i}") for i in range(3)]
     assert CountingLimiter.calls == 3
 
 
-def test_tracing_metadata(server: GPROChatServer) -> None:
+def test_tracing_metadata(echo_server: GPROChatServer) -> None:
     from langchain_core.tracers.base import BaseTracer
     from langchain_core.tracers.schemas import Run
 
@@ -391,7 +385,7 @@ def test_tracing_metadata(server: GPROChatServer) -> None:
 
     tracer = Collect()
     with ChatGPROChat(
-        base_url=server.url, stop=["never"], password="tracing-password-value"
+        base_url=echo_server.url, stop=["never"], password="tracing-password-value"
     ) as llm:
         llm.invoke("traced", config={"callbacks": [tracer]})
     (run,) = tracer.runs
@@ -419,7 +413,7 @@ def test_tracing_metadata(server: GPROChatServer) -> None:
     ],
 )
 def test_copies_and_pickles_keep_settings_and_work(
-    server: GPROChatServer, how: str, shares_resources: bool
+    echo_server: GPROChatServer, how: str, shares_resources: bool
 ) -> None:
     import copy
     import pickle
@@ -431,7 +425,7 @@ def test_copies_and_pickles_keep_settings_and_work(
         "model_copy_deep": lambda m: m.model_copy(deep=True),
         "pickle": lambda m: pickle.loads(pickle.dumps(m)),
     }
-    with ChatGPROChat(base_url=server.url, password="copied-pw", max_retries=4) as original:
+    with ChatGPROChat(base_url=echo_server.url, password="copied-pw", max_retries=4) as original:
         original.invoke("warm up")
         duplicate = makers[how](original)
         assert (duplicate._client is original._client) is shares_resources
@@ -443,10 +437,10 @@ def test_copies_and_pickles_keep_settings_and_work(
             duplicate.close()
 
 
-async def test_sync_calls_from_inside_a_running_loop(server: GPROChatServer) -> None:
+async def test_sync_calls_from_inside_a_running_loop(echo_server: GPROChatServer) -> None:
     # As in a notebook cell: this thread runs an event loop, so it cannot drive the
     # private one; a helper thread does, and the answers are the same.
-    with ChatGPROChat(base_url=server.url) as llm:
+    with ChatGPROChat(base_url=echo_server.url) as llm:
         assert llm.invoke("nb ✓").content == expected_echo("nb ✓")
         assert "".join(str(c.content) for c in llm.stream("nb")) == expected_echo("nb")
         assert [m.content for m in llm.batch(["a", "b"])] == [

@@ -15,8 +15,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +48,8 @@ from langchain_gprochat.server import (
     parse_fault,
 )
 from langchain_gprochat.server.__main__ import main as cli_main
+
+from ._support import Start, assert_no_tracebacks_logged
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ERROR_TYPE = "text/plain;charset=UTF-8"
@@ -117,13 +118,7 @@ def _no_tracebacks_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     (Debug records may carry a backend failure's traceback, for whoever asks for them.)
     """
     yield
-    for when in ("setup", "call", "teardown"):
-        for record in caplog.get_records(when):
-            text = record.getMessage()
-            assert "Traceback" not in text, (when, text)
-            if record.levelno >= logging.INFO:
-                assert record.exc_info is None, (when, text)
-                assert "Error handling request" not in text, (when, text)
+    assert_no_tracebacks_logged(caplog, from_level=logging.INFO)
 
 
 @pytest.fixture
@@ -132,18 +127,8 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield client
 
 
-Start = Callable[..., Awaitable[GPROChatServer]]
 
 
-@pytest.fixture
-async def start() -> AsyncIterator[Start]:
-    """Start servers on this loop: ``await start(backend=..., **settings_overrides)``."""
-    async with AsyncExitStack() as stack:
-
-        async def _start(backend: Any = None, **overrides: Any) -> GPROChatServer:
-            return await stack.enter_async_context(GPROChatServer(backend=backend, **overrides))
-
-        yield _start
 
 
 @pytest.fixture
