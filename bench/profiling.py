@@ -41,9 +41,7 @@ def _frames(frame: Frame) -> Iterator[Frame]:
         yield from _frames(child)
 
 
-def profile(
-    runner: LoopRunner, work: Callable[[], Awaitable[object]], text_path: Path
-) -> Frame:
+def profile(runner: LoopRunner, work: Callable[[], Awaitable[object]], text_path: Path) -> Frame:
     """Profile ``work()`` on the runner's loop; save pyinstrument's text; return the tree."""
     profiler = Profiler(interval=INTERVAL, async_mode="disabled")
     profiler.start()

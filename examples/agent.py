@@ -40,7 +40,7 @@ def weather_in(city: str) -> str:
 # What a model would write, step by step, in the format the tool instructions ask for.
 SCRIPTED_REPLIES = [
     '{"tool_calls": [{"name": "capital_of", "arguments": {"country": "France"}}]}',
-    'The capital is Paris; now the weather.\n'
+    "The capital is Paris; now the weather.\n"
     '{"tool_calls": [{"name": "weather_in", "arguments": {"city": "Paris"}}]}',
     "It is sunny, 21 °C in Paris, the capital of France.",
 ]

@@ -39,8 +39,10 @@ def open_model(stack: ExitStack) -> ChatGPROChat:
 def main() -> int:
     prompt = ChatPromptTemplate.from_messages(
         [
-            ("system", "Translate the user's sentence into {language}. Reply with the "
-                       "translation only."),
+            (
+                "system",
+                "Translate the user's sentence into {language}. Reply with the translation only.",
+            ),
             ("human", "{sentence}"),
         ]
     )

@@ -49,8 +49,10 @@ def open_model(stack: ExitStack) -> ChatGPROChat:
 
     server = stack.enter_context(GPROChatServer(backend=ScriptedBackend(SCRIPTED_REPLIES)))
     print(f"started a local gprochat server at {server.url}", file=sys.stderr)
-    print("note: offline, the model's replies are scripted in examples/structured_output.py "
-          "(no real model)")
+    print(
+        "note: offline, the model's replies are scripted in examples/structured_output.py "
+        "(no real model)"
+    )
     return stack.enter_context(ChatGPROChat(base_url=server.url))
 
 
@@ -59,9 +61,9 @@ def main() -> int:
         llm = open_model(stack)
         joke = llm.with_structured_output(Joke).invoke("Tell me a joke about cats.")
         print(f"function_calling: {joke!r}")
-        as_dict = llm.with_structured_output(
-            Joke.model_json_schema(), method="json_schema"
-        ).invoke("Tell me another joke about cats.")
+        as_dict = llm.with_structured_output(Joke.model_json_schema(), method="json_schema").invoke(
+            "Tell me another joke about cats."
+        )
         print(f"json_schema (dict schema): {as_dict!r}")
         result = llm.with_structured_output(Joke, include_raw=True).invoke("One more?")
         print(f"include_raw: parsed={result['parsed']!r}")

@@ -43,6 +43,7 @@ def __getattr__(name: str) -> Any:
             return "0.0.0"
     raise AttributeError(f"module 'langchain_gprochat' has no attribute {name!r}")
 
+
 __all__ = [
     "APIConnectionError",
     "APIStatusError",

@@ -54,6 +54,7 @@ TOOL_RESULT_TEMPLATE = "[Tool result] {name} (call {id}):\n{content}"
 TOOL_ERROR_TEMPLATE = "[Tool error] {name} (call {id}):\n{content}"
 """How a ``ToolMessage`` with ``status="error"`` is rendered into a user turn."""
 
+
 def render_tool_calls(tool_calls: Iterable[ToolCall]) -> str:
     """Render tool calls in the format the model is asked to produce."""
     calls = [{"name": call["name"], "arguments": call["args"]} for call in tool_calls]
@@ -122,12 +123,17 @@ def _role_and_text(message: BaseMessage, names: dict[str, str]) -> tuple[str, st
             name=name, id=name, content=_content_text(message)
         )
     if isinstance(message, ChatMessage):
-        roles = {"user": "user", "human": "user", "assistant": "model", "ai": "model",
-                 "model": "model", "system": "system"}
+        roles = {
+            "user": "user",
+            "human": "user",
+            "assistant": "model",
+            "ai": "model",
+            "model": "model",
+            "system": "system",
+        }
         if message.role not in roles:
             raise ValueError(
-                f"ChatMessage role {message.role!r} is not supported; use one of "
-                f"{sorted(roles)}"
+                f"ChatMessage role {message.role!r} is not supported; use one of {sorted(roles)}"
             )
         return roles[message.role], _content_text(message)
     raise ValueError(
@@ -149,8 +155,7 @@ def _merge(turns: list[tuple[str, str]]) -> list[tuple[str, str]]:
 def _check_conversation(turns: list[tuple[str, str]]) -> None:
     if not turns:
         raise ValueError(
-            "the conversation has no user or AI message; add a HumanMessage with the "
-            "question"
+            "the conversation has no user or AI message; add a HumanMessage with the question"
         )
     if turns[-1][0] != "user":
         raise ValueError(

@@ -78,5 +78,3 @@ def _warn_if_replaced(decoded: str, data: bytes, url: str) -> bool:
         url,
     )
     return True
-
-

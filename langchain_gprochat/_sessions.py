@@ -85,12 +85,8 @@ class Sessions:
             )
         else:
             connector = aiohttp.TCPConnector(limit=s.max_connections, ssl=s.ssl_option())
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=s.connect_timeout, sock_read=None
-        )
-        return aiohttp.ClientSession(
-            connector=connector, timeout=timeout, headers=dict(s.headers)
-        )
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=s.connect_timeout, sock_read=None)
+        return aiohttp.ClientSession(connector=connector, timeout=timeout, headers=dict(s.headers))
 
     async def get(self) -> aiohttp.ClientSession:
         """The session of the running loop, created on first use."""
@@ -153,6 +149,7 @@ class Sessions:
             session.detach()
         self._by_loop.clear()
 
+
 async def _keep(session: aiohttp.ClientSession) -> None:
     """Wait for the loop to shut down (this task is cancelled), then close ``session``.
 
@@ -164,5 +161,3 @@ async def _keep(session: aiohttp.ClientSession) -> None:
     except asyncio.CancelledError:
         await session.close()
         raise
-
-

@@ -252,8 +252,7 @@ def _recover_name(raw: str) -> str | None:
     except (ValueError, RecursionError):
         items = None
     if items is not None:
-        calls = [item.get("function", item) if isinstance(item, dict) else None
-                 for item in items]
+        calls = [item.get("function", item) if isinstance(item, dict) else None for item in items]
         names = [call.get("name") if isinstance(call, dict) else None for call in calls]
     else:
         names = []

@@ -60,8 +60,7 @@ _UNSUPPORTED = {
 }
 """Parameters of other chat models that this endpoint cannot honour, and why."""
 
-_CALL_ARGUMENTS = ("model", "stop", *GENERATION_SETTINGS, "tools", "tool_choice",
-                   "response_format")
+_CALL_ARGUMENTS = ("model", "stop", *GENERATION_SETTINGS, "tools", "tool_choice", "response_format")
 
 
 def _unsupported(name: str) -> str:
@@ -212,9 +211,7 @@ class ChatGPROChat(BaseChatModel):
         ``close()`` / ``await aclose()`` or ``with ChatGPROChat(...) as llm:``.
     """
 
-    model_config = ConfigDict(
-        populate_by_name=True, arbitrary_types_allowed=True, extra="forbid"
-    )
+    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True, extra="forbid")
 
     model: str = Field(default="gemini-1.5-pro", alias="model_name")
     """A label for metadata and tracing; the deployment decides the real model."""
@@ -266,9 +263,7 @@ class ChatGPROChat(BaseChatModel):
     streaming: bool = False
     """Stream internally in ``invoke`` (so callbacks see tokens)."""
 
-    timeout: float | None = Field(
-        default=_TRANSPORT.total_timeout, alias="request_timeout", gt=0
-    )
+    timeout: float | None = Field(default=_TRANSPORT.total_timeout, alias="request_timeout", gt=0)
     """Seconds for the whole request, ``None`` for no limit."""
 
     connect_timeout: float | None = Field(default=_TRANSPORT.connect_timeout, gt=0)
@@ -331,9 +326,7 @@ class ChatGPROChat(BaseChatModel):
     @classmethod
     def _check_base_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
-            raise ValueError(
-                f"base_url must start with http:// or https://, got {value!r}"
-            )
+            raise ValueError(f"base_url must start with http:// or https://, got {value!r}")
         return value.rstrip("/")
 
     @field_validator("proxy")
@@ -341,9 +334,7 @@ class ChatGPROChat(BaseChatModel):
     def _check_proxy(cls, value: str | None) -> str | None:
         schemes = ("http://", "https://", "socks4://", "socks5://", "socks5h://")
         if value and not value.startswith(schemes):
-            raise ValueError(
-                "proxy must be an http://, https://, socks4:// or socks5:// URL"
-            )
+            raise ValueError("proxy must be an http://, https://, socks4:// or socks5:// URL")
         return value or None
 
     @field_validator("stop")
@@ -409,9 +400,7 @@ class ChatGPROChat(BaseChatModel):
         values.update(overrides or {})
         return {name: value for name, value in values.items() if value is not None}
 
-    def _get_ls_params(
-        self, stop: list[str] | None = None, **kwargs: Any
-    ) -> LangSmithParams:
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = LangSmithParams(
             ls_provider="gprochat",
             ls_model_name=kwargs.get("model") or self.model,
@@ -537,8 +526,7 @@ class ChatGPROChat(BaseChatModel):
         )
         messages, tool_names = self._apply_tools(messages, kwargs)
         _check_call_arguments(kwargs)
-        assembler = Assembler(model_name, stop if stop is not None else self.stop,
-                              tool_names)
+        assembler = Assembler(model_name, stop if stop is not None else self.stop, tool_names)
         body = self._body_factory(messages, generation)
         return _Call(body, assembler, self._confirmation(generation))
 

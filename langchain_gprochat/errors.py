@@ -170,9 +170,7 @@ class StreamInterruptedError(GPROChatError, ModelAPIError):
     ) -> None:
         arrived = len(partial_text) if chars is None else chars
         if not arrived:
-            message = (
-                f"the answer from {url} broke off before any text arrived: {reason}."
-            )
+            message = f"the answer from {url} broke off before any text arrived: {reason}."
         else:
             kept = (
                 "The partial text is in `partial_text`"
@@ -180,8 +178,7 @@ class StreamInterruptedError(GPROChatError, ModelAPIError):
                 else "The partial text was not kept (keep_partial=False)"
             )
             why = (
-                "it was never delivered, and the retries that `max_retries` allows are "
-                "spent"
+                "it was never delivered, and the retries that `max_retries` allows are spent"
                 if retried
                 else "the request was not retried because part of the answer had "
                 "already been delivered"
@@ -333,8 +330,7 @@ class RedirectError(APIStatusError):
     def __init__(self, status_code: int, why: str, *, url: str, location: str) -> None:
         self.location = location
         self._why = why
-        super().__init__(status_code, f"redirect to {location or '(no Location header)'}",
-                         url=url)
+        super().__init__(status_code, f"redirect to {location or '(no Location header)'}", url=url)
 
     def _hint(self, server_message: str) -> str:
         return (

@@ -132,8 +132,7 @@ def _json(value: Any) -> str:
 def _wire_messages(turns: Sequence[Turn]) -> list[dict[str, Any]]:
     """The ``messages`` of a request body, texts as the upstream's encoder sends them."""
     return [
-        {"role": t.role, "parts": [{"text": well_formed(p.text)} for p in t.parts]}
-        for t in turns
+        {"role": t.role, "parts": [{"text": well_formed(p.text)} for p in t.parts]} for t in turns
     ]
 
 

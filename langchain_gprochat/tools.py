@@ -195,9 +195,7 @@ def format_tools(
         if name in seen:
             if seen[name] == shape:
                 continue  # the same tool given twice (e.g. a class and its JSON schema)
-            raise ValueError(
-                f"two different tools are named {name!r}; tool names must be unique"
-            )
+            raise ValueError(f"two different tools are named {name!r}; tool names must be unique")
         seen[name] = shape
         formatted.append(converted)
     return formatted
@@ -372,7 +370,10 @@ class ToolStreamParser:
     def _advance(self, *, final: bool) -> list[StreamEvent]:
         events: list[StreamEvent] = []
         pieces = scan(
-            self._text, self._state, final=final, tool_names=self._tool_names,
+            self._text,
+            self._state,
+            final=final,
+            tool_names=self._tool_names,
             new_id=self._new_id,
         )
         for piece in pieces:
@@ -381,7 +382,7 @@ class ToolStreamParser:
                 if self._has_span and not self._content:
                     pending = pending.lstrip()
                 visible = pending.rstrip()
-                self._held = pending[len(visible):]
+                self._held = pending[len(visible) :]
                 if visible:
                     events.append(self._emit_text(visible))
                 continue

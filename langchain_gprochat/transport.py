@@ -202,7 +202,11 @@ class Transport:
                 restart()
             logger.warning(
                 "gprochat request to %s failed (%s); retry %d of %d in %.2fs",
-                self.shown_url, retry.error.message, attempt, s.max_retries, delay,
+                self.shown_url,
+                retry.error.message,
+                attempt,
+                s.max_retries,
+                delay,
             )
             await asyncio.sleep(delay)
 

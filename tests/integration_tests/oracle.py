@@ -89,12 +89,14 @@ def _find_tools(system: str) -> tuple[list[dict[str, Any]], str] | None:
             parameters, pos = _DECODER.raw_decode(system, match.end())
         except json.JSONDecodeError:
             return None
-        function = {"name": match["name"], "description": match["description"],
-                    "parameters": parameters}
+        function = {
+            "name": match["name"],
+            "description": match["description"],
+            "parameters": parameters,
+        }
         tools.append({"type": "function", "function": function})
         pos += 1  # the newline before the next entry
-    choices = [*TOOL_CHOICE_INSTRUCTIONS,
-               *(t["function"]["name"] for t in tools)]
+    choices = [*TOOL_CHOICE_INSTRUCTIONS, *(t["function"]["name"] for t in tools)]
     for choice in choices:
         if tools and tool_instructions(tools, choice) in system:
             return tools, choice

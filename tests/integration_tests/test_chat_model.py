@@ -35,7 +35,9 @@ def test_invoke(llm: ChatGPROChat) -> None:
     assert message.content == expected_echo(QUESTION)
     assert message.content == "Echo · turn 1 · «Привет, мир 🌍 — how are you?» ✓"
     assert message.response_metadata == {
-        "model_name": "gemini-1.5-pro", "model_provider": "gprochat", "finish_reason": "stop"
+        "model_name": "gemini-1.5-pro",
+        "model_provider": "gprochat",
+        "finish_reason": "stop",
     }
     assert message.id is not None
     assert message.id.startswith("lc_run-")
@@ -73,9 +75,7 @@ async def test_sync_async_parity(llm: ChatGPROChat) -> None:
     sync_stream = "".join(str(c.content) for c in llm.stream(conversation))
     async_stream = "".join([str(c.content) async for c in llm.astream(conversation)])
     expected = expected_echo(conversation)
-    assert expected == (
-        "Echo · turn 2 · «second ✓» ✓"
-    )
+    assert expected == ("Echo · turn 2 · «second ✓» ✓")
     assert [sync_text, async_text, sync_stream, async_stream] == [expected] * 4
 
 
@@ -113,9 +113,10 @@ class _Tokens(BaseCallbackHandler):
 def test_streaming_callbacks_see_every_token() -> None:
     backend = GateBackend()
     handler = _Tokens(backend)
-    with GPROChatServer(backend=backend) as srv, ChatGPROChat(
-        base_url=srv.url, streaming=True, callbacks=[handler]
-    ) as llm:
+    with (
+        GPROChatServer(backend=backend) as srv,
+        ChatGPROChat(base_url=srv.url, streaming=True, callbacks=[handler]) as llm,
+    ):
         message = llm.invoke(QUESTION)
     assert message.content == "first second"
     # LangChain itself reports the closing empty chunk too.
@@ -161,7 +162,10 @@ def _recording_server(**settings: Any) -> tuple[GPROChatServer, ScriptedBackend]
 def test_native_history_reaches_server_as_turns() -> None:
     srv, backend = _recording_server()
     conversation = [
-        SystemMessage("S"), HumanMessage("a"), HumanMessage("b"), AIMessage("c"),
+        SystemMessage("S"),
+        HumanMessage("a"),
+        HumanMessage("b"),
+        AIMessage("c"),
         HumanMessage("d"),
     ]
     with srv, ChatGPROChat(base_url=srv.url) as llm:
@@ -179,8 +183,10 @@ def test_prompt_history_mode_sends_one_flattened_turn() -> None:
         llm.invoke([SystemMessage("S"), HumanMessage("a"), AIMessage("c"), HumanMessage("d")])
     assert backend.received[0] == [
         Turn.model_validate(
-            {"role": "user", "parts": [{"text": "System: S\nUser: a\nAssistant: c\nUser: d\n"
-                                                "Assistant:"}]}
+            {
+                "role": "user",
+                "parts": [{"text": "System: S\nUser: a\nAssistant: c\nUser: d\nAssistant:"}],
+            }
         )
     ]
 
@@ -193,22 +199,26 @@ def test_max_history_messages() -> None:
 
 
 def test_password_accepted() -> None:
-    with GPROChatServer(passwords=("one", "two")) as srv, ChatGPROChat(
-        base_url=srv.url, password="two"
-    ) as llm:
+    with (
+        GPROChatServer(passwords=("one", "two")) as srv,
+        ChatGPROChat(base_url=srv.url, password="two") as llm,
+    ):
         assert llm.invoke("hi").content == expected_echo("hi")
 
 
 def test_wrong_password_is_reported_as_such() -> None:
-    with GPROChatServer(passwords=("right",)) as srv, ChatGPROChat(
-        base_url=srv.url, password="wrong-pw-value"
-    ) as llm:
+    with (
+        GPROChatServer(passwords=("right",)) as srv,
+        ChatGPROChat(base_url=srv.url, password="wrong-pw-value") as llm,
+    ):
         with pytest.raises(AuthenticationError) as info:
             llm.invoke("hi")
         assert srv.stats.requests == 1  # 401 is never retried
     error = info.value
     assert (error.status_code, error.reason, error.server_message) == (
-        401, "password", "Invalid password."
+        401,
+        "password",
+        "Invalid password.",
     )
     assert "wrong-pw-value" not in str(error)
     assert "GPROCHAT_PASSWORD" in str(error)
@@ -225,9 +235,11 @@ def test_missing_password_is_reported() -> None:
 
 
 def test_wrong_secret_key_is_reported_as_signature() -> None:
-    with GPROChatServer(secret_key="server-key") as srv, ChatGPROChat(
-        base_url=srv.url, secret_key="client-key"
-    ) as llm, pytest.raises(AuthenticationError) as info:
+    with (
+        GPROChatServer(secret_key="server-key") as srv,
+        ChatGPROChat(base_url=srv.url, secret_key="client-key") as llm,
+        pytest.raises(AuthenticationError) as info,
+    ):
         llm.invoke("hi")
     assert (info.value.reason, info.value.server_message) == ("signature", "Invalid signature.")
     assert "client-key" not in str(info.value)
@@ -235,9 +247,7 @@ def test_wrong_secret_key_is_reported_as_signature() -> None:
 
 
 def test_deployment_without_secret_key() -> None:
-    with GPROChatServer(secret_key="") as srv, ChatGPROChat(
-        base_url=srv.url, secret_key=""
-    ) as llm:
+    with GPROChatServer(secret_key="") as srv, ChatGPROChat(base_url=srv.url, secret_key="") as llm:
         assert llm.invoke("hi").content == expected_echo("hi")
 
 
@@ -257,9 +267,7 @@ async def test_multibyte_characters_split_at_every_byte_offset() -> None:
 
     async with serve_generate(handler) as base_url:
         for cut in range(len(data) + 1):
-            async with ChatGPROChat(
-                base_url=base_url, default_headers={"X-Cut": str(cut)}
-            ) as llm:
+            async with ChatGPROChat(base_url=base_url, default_headers={"X-Cut": str(cut)}) as llm:
                 chunks = [str(c.content) async for c in llm.astream("x")]
                 whole = (await llm.ainvoke("x")).content
             assert "".join(chunks) == answer, cut
@@ -391,10 +399,13 @@ def test_tracing_metadata(echo_server: GPROChatServer) -> None:
     (run,) = tracer.runs
     assert run.run_type == "llm"
     metadata = (run.extra or {})["metadata"]
-    assert {k: metadata[k] for k in ("ls_provider", "ls_model_name", "ls_model_type",
-                                     "ls_stop")} == {
-        "ls_provider": "gprochat", "ls_model_name": "gemini-1.5-pro",
-        "ls_model_type": "chat", "ls_stop": ["never"],
+    assert {
+        k: metadata[k] for k in ("ls_provider", "ls_model_name", "ls_model_type", "ls_stop")
+    } == {
+        "ls_provider": "gprochat",
+        "ls_model_name": "gemini-1.5-pro",
+        "ls_model_type": "chat",
+        "ls_stop": ["never"],
     }
     assert run.outputs is not None
     assert run.outputs["generations"][0][0]["text"] == expected_echo("traced")
@@ -444,5 +455,6 @@ async def test_sync_calls_from_inside_a_running_loop(echo_server: GPROChatServer
         assert llm.invoke("nb ✓").content == expected_echo("nb ✓")
         assert "".join(str(c.content) for c in llm.stream("nb")) == expected_echo("nb")
         assert [m.content for m in llm.batch(["a", "b"])] == [
-            expected_echo("a"), expected_echo("b")
+            expected_echo("a"),
+            expected_echo("b"),
         ]

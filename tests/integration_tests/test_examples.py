@@ -16,8 +16,10 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 EXPECTED_LINES = {
     "quickstart.py": expected_echo(
-        [SystemMessage("You are a friendly assistant."),
-         HumanMessage("Say hello to LangChain in three languages.")]
+        [
+            SystemMessage("You are a friendly assistant."),
+            HumanMessage("Say hello to LangChain in three languages."),
+        ]
     ).splitlines(),
     "chain.py": [
         "note: offline, the replies are scripted in examples/chain.py (no real model)",

@@ -68,8 +68,9 @@ async def test_thousand_mixed_requests_at_concurrency_100() -> None:
                         in_flight -= 1
 
             started = time.perf_counter()
-            results = await asyncio.gather(*(one(i) for i in range(REQUESTS)),
-                                           return_exceptions=True)
+            results = await asyncio.gather(
+                *(one(i) for i in range(REQUESTS)), return_exceptions=True
+            )
             elapsed = time.perf_counter() - started
         finally:
             await llm.aclose()

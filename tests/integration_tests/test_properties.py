@@ -32,11 +32,13 @@ FUZZ = settings(
 TEXT = st.text(st.characters(exclude_categories=()), max_size=20)
 JSON = st.recursive(
     st.one_of(
-        st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), TEXT,
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False),
+        TEXT,
     ),
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)
-    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)),
     max_leaves=12,
 )
 
@@ -99,8 +101,7 @@ def test_random_json_values_get_4xx(client: Client, value: Any) -> None:
 
 PARTS = st.one_of(
     JSON,
-    st.lists(st.one_of(JSON, st.fixed_dictionaries({"text": st.one_of(TEXT, JSON)})),
-             max_size=3),
+    st.lists(st.one_of(JSON, st.fixed_dictionaries({"text": st.one_of(TEXT, JSON)})), max_size=3),
 )
 WELL_FORMED_TURN = st.fixed_dictionaries(
     {
@@ -111,8 +112,10 @@ WELL_FORMED_TURN = st.fixed_dictionaries(
 TURN = st.one_of(
     WELL_FORMED_TURN,
     st.fixed_dictionaries(
-        {"role": st.one_of(st.sampled_from(["user", "model", "assistant", "system"]), JSON),
-         "parts": PARTS}
+        {
+            "role": st.one_of(st.sampled_from(["user", "model", "assistant", "system"]), JSON),
+            "parts": PARTS,
+        }
     ),
     JSON,
 )
@@ -157,8 +160,12 @@ def test_random_generate_shapes_get_4xx(
 
 def test_server_still_serves_after_fuzzing(client: Client, server: GPROChatServer) -> None:
     turns = [{"role": "user", "parts": [{"text": "still there? ✓"}]}]
-    body = {"messages": turns, "time": 1, "pass": "pw",
-            "sign": sign(1, "still there? ✓", DEFAULT_SECRET_KEY)}
+    body = {
+        "messages": turns,
+        "time": 1,
+        "pass": "pw",
+        "sign": sign(1, "still there? ✓", DEFAULT_SECRET_KEY),
+    }
     status, answer = client.post(json.dumps(body, ensure_ascii=False).encode())
     assert (status, answer.decode()) == (200, "Echo · turn 1 · «still there? ✓» ✓")
     assert all(400 <= status < 500 or status == 200 for status in server.stats.statuses)
@@ -168,4 +175,3 @@ def test_server_still_serves_after_fuzzing(client: Client, server: GPROChatServe
 def test_history_rule_message_is_exact(client: Client) -> None:
     status, answer = client.post(b'{"messages": []}')
     assert (status, assert_4xx(status, answer)) == (400, HISTORY_MESSAGE)
-

@@ -90,8 +90,7 @@ def _interrupted_message(url: str, partial: str, reason: str, api: str = "astrea
     why = (
         "it was never delivered, and the retries that `max_retries` allows are spent"
         if api.endswith("invoke")
-        else "the request was not retried because part of the answer had already been "
-        "delivered"
+        else "the request was not retried because part of the answer had already been delivered"
     )
     return (
         f"the answer from {url} was interrupted after {len(partial)} characters had "
@@ -242,7 +241,9 @@ async def test_retries_exhausted(
     error = outcome.error
     assert type(error) is ServerError
     assert (error.status_code, error.server_message, error.server_code) == (
-        503, "Injected fault.", None
+        503,
+        "Injected fault.",
+        None,
     )
     assert str(error) == (
         f"503 from {srv.url}/api/generate: Injected fault. (the server failed; retried up "
@@ -265,7 +266,9 @@ async def test_model_failing_before_the_answer_is_a_retried_500() -> None:
     error = outcome.error
     assert type(error) is ServerError
     assert (error.status_code, error.server_message, error.server_code) == (
-        500, "quota exceeded", "RuntimeError"
+        500,
+        "quota exceeded",
+        "RuntimeError",
     )
     assert srv.stats.requests == 2
 
@@ -326,7 +329,9 @@ async def test_429_retries_exhausted_carries_retry_after(
     error = outcome.error
     assert type(error) is RateLimitError
     assert (error.status_code, error.retry_after, error.server_message) == (
-        429, 1.0, "Injected fault."
+        429,
+        1.0,
+        "Injected fault.",
     )
     assert str(error) == (
         f"429 from {srv.url}/api/generate: Injected fault. (too many requests; wait, or "
@@ -339,7 +344,9 @@ async def test_429_retries_exhausted_carries_retry_after(
 def test_backoff_is_exponential_with_jitter_and_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     transport = Transport(
         TransportSettings(
-            base_url="http://127.0.0.1:1", retry_base_delay=0.5, retry_max_delay=3.0,
+            base_url="http://127.0.0.1:1",
+            retry_base_delay=0.5,
+            retry_max_delay=3.0,
             retry_after_max=10.0,
         )
     )
@@ -363,7 +370,9 @@ async def test_wrong_password_is_not_retried(api: Api) -> None:
     error = outcome.error
     assert type(error) is AuthenticationError
     assert (error.status_code, error.reason, error.server_message) == (
-        401, "password", "Invalid password."
+        401,
+        "password",
+        "Invalid password.",
     )
     assert str(error) == (
         f"401 from {error.url}: Invalid password. (the site password was "
@@ -379,7 +388,9 @@ async def test_wrong_signature_is_not_retried() -> None:
     error = outcome.error
     assert type(error) is AuthenticationError
     assert (error.status_code, error.reason, error.server_message) == (
-        401, "signature", "Invalid signature."
+        401,
+        "signature",
+        "Invalid signature.",
     )
     assert str(error) == (
         f"401 from {error.url}: Invalid signature. (the request signature was "
@@ -401,14 +412,14 @@ async def test_expired_request_is_not_retried(monkeypatch: pytest.MonkeyPatch) -
 
 async def test_400_is_not_retried(srv: GPROChatServer) -> None:
     body = (
-        '{"error":{"message":"Invalid message history: The last message must be from user '
-        'role."}}'
+        '{"error":{"message":"Invalid message history: The last message must be from user role."}}'
     )
     outcome = await run_once(srv.url, f"status=400; body={body}", srv=srv)
     error = outcome.error
     assert type(error) is BadRequestError
     assert (error.status_code, error.server_message) == (
-        400, "Invalid message history: The last message must be from user role."
+        400,
+        "Invalid message history: The last message must be from user role.",
     )
     assert str(error) == (
         f"400 from {srv.url}/api/generate: Invalid message history: The last message must "
@@ -477,9 +488,7 @@ async def test_stall_before_first_byte_retries_exhausted(srv: GPROChatServer) ->
 @pytest.mark.parametrize("api", APIS)
 async def test_stall_mid_stream_is_an_interruption(srv: GPROChatServer, api: Api) -> None:
     # The default first_byte_timeout (120 s) is longer: the chunk gap must still apply.
-    outcome = await run_once(
-        srv.url, "delay_between_chunks=1", api=api, srv=srv, chunk_timeout=0.2
-    )
+    outcome = await run_once(srv.url, "delay_between_chunks=1", api=api, srv=srv, chunk_timeout=0.2)
     error = outcome.error
     assert type(error) is StreamInterruptedError
     url = f"{srv.url}/api/generate"
@@ -487,9 +496,7 @@ async def test_stall_mid_stream_is_an_interruption(srv: GPROChatServer, api: Api
         f"between chunks timeout of 0.2s exceeded for {url}: the server stopped sending "
         "in the middle of the answer; raise `chunk_timeout`"
     )
-    assert (error.partial_text, error.reason, error.delivered_chars) == (
-        FIRST_CHUNK, reason, 8
-    )
+    assert (error.partial_text, error.reason, error.delivered_chars) == (FIRST_CHUNK, reason, 8)
     assert str(error) == _interrupted_message(url, FIRST_CHUNK, reason, api)
     # Streams saw the first chunk, invoke saw nothing; no text twice either way.
     assert outcome.text == ("" if api.endswith("invoke") else FIRST_CHUNK)
@@ -501,7 +508,11 @@ async def test_total_timeout_spans_the_retries(srv: GPROChatServer) -> None:
     # Attempt 1 stalls until first_byte_timeout (0.5 s) and is retried; attempt 2 is cut
     # by the total timeout (0.8 s, for the whole call) before its own first-byte timeout.
     outcome = await run_once(
-        srv.url, "delay_first_byte=5", srv=srv, first_byte_timeout=0.5, timeout=0.8,
+        srv.url,
+        "delay_first_byte=5",
+        srv=srv,
+        first_byte_timeout=0.5,
+        timeout=0.8,
         max_retries=5,
     )
     error = outcome.error
@@ -532,9 +543,7 @@ async def test_total_timeout_mid_stream_is_an_interruption(srv: GPROChatServer) 
 
 async def test_slow_consumer_is_not_a_chunk_timeout(srv: GPROChatServer) -> None:
     """The chunk gap counts only network waiting, not the time the caller holds a chunk."""
-    llm = make_llm(
-        srv.url, "delay_between_chunks=0.01", first_byte_timeout=0.1, chunk_timeout=0.1
-    )
+    llm = make_llm(srv.url, "delay_between_chunks=0.01", first_byte_timeout=0.1, chunk_timeout=0.1)
     parts: list[str] = []
     try:
         async for chunk in llm.astream("slow"):
@@ -548,9 +557,7 @@ async def test_slow_consumer_is_not_a_chunk_timeout(srv: GPROChatServer) -> None
 def test_slow_sync_consumer_is_not_a_chunk_timeout(srv: GPROChatServer) -> None:
     # A sync stream reads nothing ahead of its caller: while the caller sleeps, no read
     # is pending, so no timer runs (the server's chunks wait in the socket).
-    llm = make_llm(
-        srv.url, "delay_between_chunks=0.01", first_byte_timeout=0.2, chunk_timeout=0.2
-    )
+    llm = make_llm(srv.url, "delay_between_chunks=0.01", first_byte_timeout=0.2, chunk_timeout=0.2)
     parts: list[str] = []
     with llm:
         for chunk in llm.stream("slow sync"):
@@ -654,8 +661,9 @@ async def test_marker_inside_an_answer_is_text() -> None:
 
 
 async def test_answer_that_is_only_the_marker_is_retried() -> None:
-    backend = ScriptedBackend([INTERRUPTION_MARKER, [INTERRUPTION_MARKER[:9], "server error"],
-                               "recovered"])
+    backend = ScriptedBackend(
+        [INTERRUPTION_MARKER, [INTERRUPTION_MARKER[:9], "server error"], "recovered"]
+    )
     with GPROChatServer(backend=backend) as srv:
         outcome = await run_once(srv.url, srv=srv)
         assert statuses(srv) == {200: 3}
@@ -670,8 +678,7 @@ async def test_answer_that_is_only_the_marker_retries_exhausted() -> None:
     assert type(error) is StreamInterruptedError
     assert (error.partial_text, error.reason) == ("", MARKER_REASON)
     assert str(error) == (
-        f"the answer from {error.url} broke off before any text arrived: "
-        f"{MARKER_REASON}."
+        f"the answer from {error.url} broke off before any text arrived: {MARKER_REASON}."
     )
 
 
@@ -784,9 +791,7 @@ async def test_cancelling_astream_task_mid_stream(srv: GPROChatServer) -> None:
             await task
         await async_wait_until(lambda: srv.stats.client_disconnects == 1, "the disconnect")
         assert "".join(parts) == filler_text(len("".join(parts)))
-        assert "".join([str(c.content) async for c in llm.astream("next")]) == expected_echo(
-            "next"
-        )
+        assert "".join([str(c.content) async for c in llm.astream("next")]) == expected_echo("next")
     finally:
         await close_and_check(llm, srv)
     assert statuses(srv) == {200: 2}
@@ -859,7 +864,9 @@ async def test_each_retry_is_signed_with_a_fresh_timestamp(
     async with _recording_stub(failures=2) as (url, bodies):
         assert await run_once(url, question="sign me ✓") == Outcome("done", None)
     assert [body["time"] for body in bodies] == [
-        1_700_000_000_000, 1_700_000_001_000, 1_700_000_002_000
+        1_700_000_000_000,
+        1_700_000_001_000,
+        1_700_000_002_000,
     ]
     for body in bodies:
         assert body["sign"] == sign(body["time"], "sign me ✓", DEFAULT_SECRET_KEY)
@@ -880,8 +887,13 @@ async def test_retry_passes_a_server_checking_the_clock() -> None:
 
 @pytest.mark.parametrize(
     "fault",
-    ["status=503", "close_after_bytes=12", "mid_stream_error=1", "invalid_utf8=1",
-     "delay_first_byte=5"],
+    [
+        "status=503",
+        "close_after_bytes=12",
+        "mid_stream_error=1",
+        "invalid_utf8=1",
+        "delay_first_byte=5",
+    ],
 )
 async def test_repeated_failures_leave_no_connection_in_use(
     srv: GPROChatServer, fault: str

@@ -127,10 +127,6 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield client
 
 
-
-
-
-
 @pytest.fixture
 async def server(start: Start) -> GPROChatServer:
     return await start()

@@ -51,10 +51,6 @@ def _no_tracebacks_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     assert_no_tracebacks_logged(caplog, from_level=logging.NOTSET, handler_errors=True)
 
 
-
-
-
-
 def body_for(text: str = "Hello") -> bytes:
     stamp = time.time_ns() // 1_000_000
     data = {

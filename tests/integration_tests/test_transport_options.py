@@ -94,10 +94,25 @@ def http_proxy(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     log = tmp_path / "proxy.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "proxy", "--hostname", "127.0.0.1", "--port", str(port),
-             "--num-workers", "1", "--num-acceptors", "1", "--log-level", "INFO",
-             "--plugins", "proxy.http.proxy.HttpProxyPlugin"],
-            stdout=sink, stderr=sink,
+            [
+                sys.executable,
+                "-m",
+                "proxy",
+                "--hostname",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--num-workers",
+                "1",
+                "--num-acceptors",
+                "1",
+                "--log-level",
+                "INFO",
+                "--plugins",
+                "proxy.http.proxy.HttpProxyPlugin",
+            ],
+            stdout=sink,
+            stderr=sink,
         )
         try:
             _wait_for_port(port, process)
@@ -187,9 +202,11 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 async def test_socks5_proxy() -> None:
-    async with _Socks5Server() as socks, GPROChatServer() as srv, ChatGPROChat(
-        base_url=srv.url, proxy=socks.url
-    ) as llm:
+    async with (
+        _Socks5Server() as socks,
+        GPROChatServer() as srv,
+        ChatGPROChat(base_url=srv.url, proxy=socks.url) as llm,
+    ):
         assert (await llm.ainvoke(QUESTION)).content == expected_echo(QUESTION)
         assert socks.tunnels == [("127.0.0.1", srv.port)]
 
@@ -259,14 +276,24 @@ def test_no_unclosed_resource_warnings(name: str) -> None:
     # only warning allowed is asyncio's own about that loop, never one about ours.
     result = subprocess.run(
         [sys.executable, "-X", "dev", "-c", script],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     stderr = "\n".join(
-        line for line in result.stderr.splitlines()
+        line
+        for line in result.stderr.splitlines()
         if "ResourceWarning: unclosed event loop <_UnixSelectorEventLoop" not in line
     )
-    for marker in ("Unclosed", "unclosed", "Task was destroyed", "ResourceWarning",
-                   "Traceback", "Exception ignored"):
+    for marker in (
+        "Unclosed",
+        "unclosed",
+        "Task was destroyed",
+        "ResourceWarning",
+        "Traceback",
+        "Exception ignored",
+    ):
         assert marker not in stderr, result.stderr
     assert "Echo · turn 1" in result.stdout or "closed" in result.stdout

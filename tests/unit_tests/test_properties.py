@@ -32,9 +32,7 @@ TEXT = st.text(st.characters(exclude_categories=()), max_size=30)
 NON_TEXT_KINDS = ["image", "image_url", "audio", "file", "video", "document", "thinking"]
 PASSTHROUGH_AI_KINDS = ["tool_use", "tool_call", "function_call"]
 
-NO_TURNS = (
-    "the conversation has no user or AI message; add a HumanMessage with the question"
-)
+NO_TURNS = "the conversation has no user or AI message; add a HumanMessage with the question"
 LAST_NOT_USER = (
     "the last message must be the user's (a HumanMessage or a ToolMessage); the endpoint "
     "answers only a user turn"
@@ -62,9 +60,7 @@ def blocks(draw: st.DrawFn, ai: bool) -> list[Any]:
         st.just({"type": "text"}),  # a text block without text
     ]
     if ai:
-        options.append(
-            st.sampled_from(PASSTHROUGH_AI_KINDS).map(lambda k: {"type": k, "id": "c1"})
-        )
+        options.append(st.sampled_from(PASSTHROUGH_AI_KINDS).map(lambda k: {"type": k, "id": "c1"}))
     return draw(st.lists(st.one_of(*options), max_size=4))
 
 

@@ -53,11 +53,8 @@ def weather(city: str = "Paris", call_id: str = "call_0") -> dict[str, Any]:
     return tool_call(name="get_weather", args={"city": city}, id=call_id)
 
 
-def invalid(
-    name: str | None, args: str, error: str, call_id: str = "call_0"
-) -> dict[str, Any]:
-    return {"type": "invalid_tool_call", "name": name, "args": args, "id": call_id,
-            "error": error}
+def invalid(name: str | None, args: str, error: str, call_id: str = "call_0") -> dict[str, Any]:
+    return {"type": "invalid_tool_call", "name": name, "args": args, "id": call_id, "error": error}
 
 
 # --- tool_choice -----------------------------------------------------------------------
@@ -85,8 +82,11 @@ def test_normalize_tool_choice(choice: Any, expected: str) -> None:
     "choice", ["get_time", {"type": "function", "function": {"name": "get_time"}}]
 )
 def test_normalize_tool_choice_unknown_tool(choice: Any) -> None:
-    with pytest.raises(ValueError, match=r"^tool_choice 'get_time' is not a bound tool; "
-                       r"bound tools: add, get_weather$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^tool_choice 'get_time' is not a bound tool; "
+        r"bound tools: add, get_weather$",
+    ):
         normalize_tool_choice(choice, NAMES)
 
 
@@ -139,30 +139,57 @@ SEARCH_SCHEMA = {
 
 def test_format_tools() -> None:
     assert format_tools([GetWeather, add, multiply, SEARCH_SCHEMA]) == [
-        {"type": "function", "function": {
-            "name": "GetWeather",
-            "description": "Get the current weather in a city.",
-            "parameters": {"properties": {"city": {"description": "The city name",
-                                                    "type": "string"}},
-                           "required": ["city"], "type": "object"}}},
-        {"type": "function", "function": {
-            "name": "add",
-            "description": "Add two integers.",
-            "parameters": {"properties": {"a": {"description": "First integer.",
-                                                "type": "integer"},
-                                          "b": {"description": "Second integer.",
-                                                "type": "integer"}},
-                           "required": ["a", "b"], "type": "object"}}},
-        {"type": "function", "function": {
-            "name": "multiply",
-            "description": "Multiply two integers.",
-            "parameters": {"properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-                           "required": ["a", "b"], "type": "object"}}},
-        {"type": "function", "function": {
-            "name": "search",
-            "description": "Search the web.",
-            "parameters": {"type": "object", "properties": {"query": {"type": "string"}},
-                           "required": ["query"]}}},
+        {
+            "type": "function",
+            "function": {
+                "name": "GetWeather",
+                "description": "Get the current weather in a city.",
+                "parameters": {
+                    "properties": {"city": {"description": "The city name", "type": "string"}},
+                    "required": ["city"],
+                    "type": "object",
+                },
+            },
+        },
+        {
+            "type": "function",
+            "function": {
+                "name": "add",
+                "description": "Add two integers.",
+                "parameters": {
+                    "properties": {
+                        "a": {"description": "First integer.", "type": "integer"},
+                        "b": {"description": "Second integer.", "type": "integer"},
+                    },
+                    "required": ["a", "b"],
+                    "type": "object",
+                },
+            },
+        },
+        {
+            "type": "function",
+            "function": {
+                "name": "multiply",
+                "description": "Multiply two integers.",
+                "parameters": {
+                    "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                    "required": ["a", "b"],
+                    "type": "object",
+                },
+            },
+        },
+        {
+            "type": "function",
+            "function": {
+                "name": "search",
+                "description": "Search the web.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"query": {"type": "string"}},
+                    "required": ["query"],
+                },
+            },
+        },
     ]
 
 
@@ -196,13 +223,17 @@ def test_format_tools_rejects_builtin_tools() -> None:
 
 # --- tool_instructions -------------------------------------------------------------------
 
-WEATHER_TOOLS = format_tools([{
-    "title": "get_weather",
-    "description": "Get the weather in a city.",
-    "type": "object",
-    "properties": {"city": {"type": "string"}},
-    "required": ["city"],
-}])
+WEATHER_TOOLS = format_tools(
+    [
+        {
+            "title": "get_weather",
+            "description": "Get the weather in a city.",
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        }
+    ]
+)
 
 INSTRUCTIONS_HEAD = """\
 You have access to the following tools, each listed with its name, what it does and the \
@@ -229,8 +260,7 @@ Tool results come back as user turns that start with "[Tool result] <tool name> 
     [
         ("auto", "Call a tool when it helps you answer; otherwise answer in plain text."),
         ("required", "You must call at least one tool in this reply."),
-        ("get_weather",
-         'You must call the tool "get_weather" in this reply, and no other tool.'),
+        ("get_weather", 'You must call the tool "get_weather" in this reply, and no other tool.'),
     ],
 )
 def test_tool_instructions(choice: str, last_line: str) -> None:
@@ -273,11 +303,13 @@ def test_instructions_agree_with_protocol() -> None:
     )
     assert parse(rendered) == ParsedReply(content="", tool_calls=[weather()])
     # An AI message with text and calls renders as text, newline, JSON; it parses back.
-    turns = messages_to_turns([
-        HumanMessage(content="Weather in Paris?"),
-        AIMessage(content="Let me check.", tool_calls=[weather()]),
-        ToolMessage(content="sunny", tool_call_id="call_0"),
-    ])
+    turns = messages_to_turns(
+        [
+            HumanMessage(content="Weather in Paris?"),
+            AIMessage(content="Let me check.", tool_calls=[weather()]),
+            ToolMessage(content="sunny", tool_call_id="call_0"),
+        ]
+    )
     assert [turn.role for turn in turns] == ["user", "model", "user"]
     history = turns[1].parts[0].text
     assert history == f"Let me check.\n{CALL}"
@@ -307,8 +339,7 @@ def test_instructions_agree_with_protocol() -> None:
         '{"tool_calls": {"name": "get_weather", "arguments": {"city": "Paris"}}}',
         '{"tool_calls": [{"type": "function", "function": {"name": "get_weather", '
         '"arguments": "{\\"city\\": \\"Paris\\"}"}}]}',
-        '{"type": "function", "function": {"name": "get_weather", '
-        '"arguments": {"city": "Paris"}}}',
+        '{"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}',
         '{"tool_calls":[{"name":"get_weather","arguments":{"city":"Paris"},"id":"x"}]}',
     ],
 )
@@ -318,10 +349,13 @@ def test_parse_bare_and_fenced_call(text: str) -> None:
 
 def test_parse_without_arguments_and_with_empty_string_arguments() -> None:
     assert parse('{"tool_calls": [{"name": "add"}, {"name": "add", "arguments": " "}]}') == (
-        ParsedReply(content="", tool_calls=[
-            tool_call(name="add", args={}, id="call_0"),
-            tool_call(name="add", args={}, id="call_1"),
-        ])
+        ParsedReply(
+            content="",
+            tool_calls=[
+                tool_call(name="add", args={}, id="call_0"),
+                tool_call(name="add", args={}, id="call_1"),
+            ],
+        )
     )
 
 
@@ -344,9 +378,13 @@ def test_parse_several_calls() -> None:
         '{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}, '
         '{"name": "add", "arguments": {"a": 1, "b": 2}}]}'
     )
-    expected = ParsedReply(content="", tool_calls=[
-        weather(), tool_call(name="add", args={"a": 1, "b": 2}, id="call_1"),
-    ])
+    expected = ParsedReply(
+        content="",
+        tool_calls=[
+            weather(),
+            tool_call(name="add", args={"a": 1, "b": 2}, id="call_1"),
+        ],
+    )
     assert parse(two) == expected
     separate = (
         '```json\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n'
@@ -374,7 +412,7 @@ def test_parse_several_calls() -> None:
         '[{"answer": 1}, {"name": "get_weather", "arguments": {}}] mixed arrays are text',
         "[links](https://example.com) and [ ] and [{}] and [1]",
         "use {x} here, or {} or {'a': 1}",
-        "a set {1, 2} and a dict {\"a\" 1}",
+        'a set {1, 2} and a dict {"a" 1}',
         '{"tool_calls": "none"}',
         "```python\nprint({'tool_calls': []})\n```",
     ],
@@ -384,9 +422,7 @@ def test_parse_text_stays_text(text: str) -> None:
 
 
 def test_parse_empty_call_list_is_removed() -> None:
-    assert parse('No tool needed. {"tool_calls": []}') == ParsedReply(
-        content="No tool needed."
-    )
+    assert parse('No tool needed. {"tool_calls": []}') == ParsedReply(content="No tool needed.")
 
 
 # --- parse_tool_reply: invalid calls -----------------------------------------------------
@@ -404,40 +440,77 @@ def _json_error(text: str) -> str:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('{"name": "get_time", "arguments": {"tz": "UTC"}}',
-         invalid("get_time", '{"tz": "UTC"}',
-                 "unknown tool 'get_time'; available tools: add, get_weather")),
-        ('{"tool_calls": [{"name": "add", "arguments": [1, 2]}]}',
-         invalid("add", "[1, 2]", "arguments must be a JSON object, not an array")),
-        ('{"tool_calls": [{"name": "add", "arguments": "[1, 2]"}]}',
-         invalid("add", "[1, 2]", "arguments must be a JSON object, not an array")),
-        ('{"tool_calls": [{"name": "add", "arguments": 3}]}',
-         invalid("add", "3", "arguments must be a JSON object, not a number")),
-        ('{"tool_calls": [{"name": "add", "arguments": "\\"x\\""}]}',
-         invalid("add", '"x"', "arguments must be a JSON object, not a string")),
-        ('{"tool_calls": [{"name": "add", "arguments": null}]}',
-         invalid("add", "null", "arguments must be a JSON object, not null")),
-        ('{"tool_calls": [{"name": "add", "arguments": true}]}',
-         invalid("add", "true", "arguments must be a JSON object, not a boolean")),
-        ('{"tool_calls": [{"name": "add", "arguments": "{a: 1}"}]}',
-         invalid("add", "{a: 1}", "arguments are not valid JSON: Expecting property name "
-                 "enclosed in double quotes at character 1")),
-        ('{"tool_calls": [{"arguments": {"a": 1}}]}',
-         invalid(None, '{"a": 1}', 'tool call has no "name"')),
-        ('{"tool_calls": ["add"]}',
-         invalid(None, '"add"', "tool call is not a JSON object")),
-        ('{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}',
-         invalid("get_weather",
-                 '{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}',
-                 "tool call is not valid JSON: Expecting ',' delimiter at character 70")),
-        ('```json\n{"tool_calls": [{"name": "add", "arguments": {"a": 1,}}]}\n```',
-         invalid("add", '{"tool_calls": [{"name": "add", "arguments": {"a": 1,}}]}',
-                 "tool call is not valid JSON: " + _json_error(
-                     '{"tool_calls": [{"name": "add", "arguments": {"a": 1,}}]}'))),
-        ('{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]',
-         invalid("get_weather",
-                 '{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]',
-                 "tool call is not valid JSON: Expecting ',' delimiter at character 72")),
+        (
+            '{"name": "get_time", "arguments": {"tz": "UTC"}}',
+            invalid(
+                "get_time",
+                '{"tz": "UTC"}',
+                "unknown tool 'get_time'; available tools: add, get_weather",
+            ),
+        ),
+        (
+            '{"tool_calls": [{"name": "add", "arguments": [1, 2]}]}',
+            invalid("add", "[1, 2]", "arguments must be a JSON object, not an array"),
+        ),
+        (
+            '{"tool_calls": [{"name": "add", "arguments": "[1, 2]"}]}',
+            invalid("add", "[1, 2]", "arguments must be a JSON object, not an array"),
+        ),
+        (
+            '{"tool_calls": [{"name": "add", "arguments": 3}]}',
+            invalid("add", "3", "arguments must be a JSON object, not a number"),
+        ),
+        (
+            '{"tool_calls": [{"name": "add", "arguments": "\\"x\\""}]}',
+            invalid("add", '"x"', "arguments must be a JSON object, not a string"),
+        ),
+        (
+            '{"tool_calls": [{"name": "add", "arguments": null}]}',
+            invalid("add", "null", "arguments must be a JSON object, not null"),
+        ),
+        (
+            '{"tool_calls": [{"name": "add", "arguments": true}]}',
+            invalid("add", "true", "arguments must be a JSON object, not a boolean"),
+        ),
+        (
+            '{"tool_calls": [{"name": "add", "arguments": "{a: 1}"}]}',
+            invalid(
+                "add",
+                "{a: 1}",
+                "arguments are not valid JSON: Expecting property name "
+                "enclosed in double quotes at character 1",
+            ),
+        ),
+        (
+            '{"tool_calls": [{"arguments": {"a": 1}}]}',
+            invalid(None, '{"a": 1}', 'tool call has no "name"'),
+        ),
+        ('{"tool_calls": ["add"]}', invalid(None, '"add"', "tool call is not a JSON object")),
+        (
+            '{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}',
+            invalid(
+                "get_weather",
+                '{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}',
+                "tool call is not valid JSON: Expecting ',' delimiter at character 70",
+            ),
+        ),
+        (
+            '```json\n{"tool_calls": [{"name": "add", "arguments": {"a": 1,}}]}\n```',
+            invalid(
+                "add",
+                '{"tool_calls": [{"name": "add", "arguments": {"a": 1,}}]}',
+                "tool call is not valid JSON: "
+                + _json_error('{"tool_calls": [{"name": "add", "arguments": {"a": 1,}}]}'),
+            ),
+        ),
+        (
+            '{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]',
+            invalid(
+                "get_weather",
+                '{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]',
+                "tool call is not valid JSON: Expecting ',' delimiter at character 72",
+            ),
+        ),
     ],
 )
 def test_parse_invalid_calls(text: str, expected: dict[str, Any]) -> None:
@@ -446,17 +519,23 @@ def test_parse_invalid_calls(text: str, expected: dict[str, Any]) -> None:
 
 def test_parse_broken_call_swallows_the_rest_and_keeps_prose_before() -> None:
     text = 'Checking.\n{"name": "add", "arguments": {"a": 1 "b": 2}} and more text'
-    assert parse(text) == ParsedReply(content="Checking.", invalid_tool_calls=[invalid(
-        "add", '{"name": "add", "arguments": {"a": 1 "b": 2}} and more text',
-        "tool call is not valid JSON: Expecting ',' delimiter at character 37",
-    )])
+    assert parse(text) == ParsedReply(
+        content="Checking.",
+        invalid_tool_calls=[
+            invalid(
+                "add",
+                '{"name": "add", "arguments": {"a": 1 "b": 2}} and more text',
+                "tool call is not valid JSON: Expecting ',' delimiter at character 37",
+            )
+        ],
+    )
 
 
 def test_parse_broken_call_with_two_names_has_no_name() -> None:
     text = '{"tool_calls": [{"name": "add"} {"name": "get_weather"}]}'
-    assert parse(text).invalid_tool_calls == [invalid(
-        None, text, "tool call is not valid JSON: Expecting ',' delimiter at character 32"
-    )]
+    assert parse(text).invalid_tool_calls == [
+        invalid(None, text, "tool call is not valid JSON: Expecting ',' delimiter at character 32")
+    ]
 
 
 def test_parse_mixed_valid_and_invalid_calls_keep_order_of_ids() -> None:
@@ -467,22 +546,24 @@ def test_parse_mixed_valid_and_invalid_calls_keep_order_of_ids() -> None:
     assert parse(text) == ParsedReply(
         content="",
         tool_calls=[weather("Oslo", "call_1")],
-        invalid_tool_calls=[invalid("nope", "{}", "unknown tool 'nope'; available tools: "
-                                    "add, get_weather")],
+        invalid_tool_calls=[
+            invalid("nope", "{}", "unknown tool 'nope'; available tools: add, get_weather")
+        ],
     )
 
 
 def test_parse_without_tools() -> None:
     reply = parse_tool_reply(CALL, [], id_factory=ids())
     assert reply.invalid_tool_calls == [
-        invalid("get_weather", '{"city": "Paris"}', "unknown tool 'get_weather'; available "
-                "tools: none")
+        invalid(
+            "get_weather", '{"city": "Paris"}', "unknown tool 'get_weather'; available tools: none"
+        )
     ]
 
 
 def test_default_ids_are_unique() -> None:
     text = '{"tool_calls": [' + ", ".join(['{"name": "add", "arguments": {}}'] * 50) + "]}"
-    reply = parse_tool_reply(text + " {\"name\": \"x\", \"args\": 1}", NAMES)
+    reply = parse_tool_reply(text + ' {"name": "x", "args": 1}', NAMES)
     ids_ = [call["id"] for call in [*reply.tool_calls, *reply.invalid_tool_calls]]
     assert len(ids_) == 51
     assert len(set(ids_)) == 51
@@ -507,7 +588,11 @@ def texts(events: list[StreamEvent]) -> list[str]:
 def test_stream_prose_passes_through_at_once() -> None:
     batches, parser = run_stream(["Hello", ", world", " and more.  ", "\n"])
     assert [texts(batch) for batch in batches] == [
-        ["Hello"], [", world"], [" and more."], [], ["  \n"]
+        ["Hello"],
+        [", world"],
+        [" and more."],
+        [],
+        ["  \n"],
     ]
     assert parser.result == ParsedReply(content="Hello, world and more.  \n")
 
@@ -516,9 +601,18 @@ def test_stream_bare_call_never_shows_as_content() -> None:
     deltas = ['{"tool_', 'calls": [{"name": "get_weather", ', '"arguments": {"city": "Paris"}}]}']
     batches, parser = run_stream(deltas)
     assert batches[:2] == [[], []]
-    assert batches[2] == [StreamEvent(kind="tool_call_chunk", tool_call_chunk={
-        "name": "get_weather", "args": '{"city": "Paris"}', "id": "call_0", "index": 0,
-        "type": "tool_call_chunk"})]
+    assert batches[2] == [
+        StreamEvent(
+            kind="tool_call_chunk",
+            tool_call_chunk={
+                "name": "get_weather",
+                "args": '{"city": "Paris"}',
+                "id": "call_0",
+                "index": 0,
+                "type": "tool_call_chunk",
+            },
+        )
+    ]
     assert batches[3] == []
     assert parser.result == ParsedReply(content="", tool_calls=[weather()])
 
@@ -526,7 +620,12 @@ def test_stream_bare_call_never_shows_as_content() -> None:
 def test_stream_fenced_call_waits_for_the_closing_fence() -> None:
     batches, _ = run_stream(["``", "`json\n", CALL, "\n``", "`\nDone."])
     assert [[e.kind for e in batch] for batch in batches] == [
-        [], [], [], [], ["tool_call_chunk", "content"], []
+        [],
+        [],
+        [],
+        [],
+        ["tool_call_chunk", "content"],
+        [],
     ]
     assert texts(batches[4]) == ["Done."]
 
@@ -538,8 +637,9 @@ def test_stream_non_call_json_is_emitted_once_complete() -> None:
 
 
 def test_stream_prose_then_call_holds_back_from_the_brace() -> None:
-    batches, parser = run_stream(["Let me check.\n", '{"name": "get_weather", ',
-                                  '"arguments": {"city": "Paris"}}', "\n"])
+    batches, parser = run_stream(
+        ["Let me check.\n", '{"name": "get_weather", ', '"arguments": {"city": "Paris"}}', "\n"]
+    )
     assert [texts(batch) for batch in batches] == [["Let me check."], [], [], [], []]
     assert parser.result == ParsedReply(content="Let me check.", tool_calls=[weather()])
 
@@ -547,16 +647,19 @@ def test_stream_prose_then_call_holds_back_from_the_brace() -> None:
 def test_stream_stray_brace_is_released_once_it_cannot_be_json() -> None:
     batches, _ = run_stream(["use {x", "} here and then", " some more words"])
     assert [texts(batch) for batch in batches] == [
-        ["use"], [" {x} here and then"], [" some more words"], []
+        ["use"],
+        [" {x} here and then"],
+        [" some more words"],
+        [],
     ]
 
 
 def test_stream_invalid_call_event() -> None:
     batches, parser = run_stream(['{"name": "nope", "arguments": {}}'])
     error = "unknown tool 'nope'; available tools: add, get_weather"
-    assert batches[0] == [StreamEvent(
-        kind="invalid_tool_call", invalid_tool_call=invalid("nope", "{}", error)
-    )]
+    assert batches[0] == [
+        StreamEvent(kind="invalid_tool_call", invalid_tool_call=invalid("nope", "{}", error))
+    ]
     assert parser.result.invalid_tool_calls == [invalid("nope", "{}", error)]
 
 
@@ -575,9 +678,11 @@ def test_stream_events_build_an_ai_message_chunk() -> None:
     batches, _ = run_stream(["Sure.\n", CALL])
     events = [event for batch in batches for event in batch]
     chunks = [
-        AIMessageChunk(content=event.text) if event.kind == "content"
+        AIMessageChunk(content=event.text)
+        if event.kind == "content"
         else AIMessageChunk(content="", tool_call_chunks=[event.tool_call_chunk])
-        for event in events if event.kind != "invalid_tool_call"
+        for event in events
+        if event.kind != "invalid_tool_call"
     ]
     message = chunks[0]
     for chunk in chunks[1:]:
@@ -597,18 +702,19 @@ SAMPLES = [
     '{"name": "add", "arguments": "{\\"a\\": 1, \\"b\\": 2}"}]}',
     '{"name": "get_time", "arguments": {"tz": "UTC"}}',
     '{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}',
-    "use {x} here, and {\"y\" there} too; } { ``` ` ``",
+    'use {x} here, and {"y" there} too; } { ``` ` ``',
     '  \n```\n{"name": "add", "args": [1]}\n```\n\n```json\n{"answer": {"name": "add"}}\n```',
     'Text with "quotes" and {"unterminated: string  ',
     '```json\n{"name": "add", "arguments": {}}\n{"name": "add", "arguments": {}}\n```  ',
-    "Numbers {\"a\": 1.5e3, \"b\": -Infinity, \"c\": tru} after",
+    'Numbers {"a": 1.5e3, "b": -Infinity, "c": tru} after',
 ]
 
 
 def splits(text: str) -> st.SearchStrategy[list[str]]:
     cuts = st.lists(st.integers(min_value=0, max_value=len(text)), max_size=12)
-    return cuts.map(lambda points: [text[a:b] for a, b in itertools.pairwise(
-        [0, *sorted(points), len(text)])])
+    return cuts.map(
+        lambda points: [text[a:b] for a, b in itertools.pairwise([0, *sorted(points), len(text)])]
+    )
 
 
 def check_parity(deltas: list[str]) -> None:
@@ -639,11 +745,38 @@ def test_stream_parity_one_character_at_a_time() -> None:
         check_parity(list(sample))
 
 
-FRAGMENTS = st.sampled_from([
-    "{", "}", "[", "]", '"', ":", ",", " ", "\n", "`", "```", "```json", "json", "x",
-    '"tool_calls"', '"name"', '"arguments"', '"add"', '"get_weather"', '"nope"', "1", "tru",
-    "true", "\\", CALL, '{"name": "add", "args": {}}', '{"answer": 1}', "Hello.",
-])
+FRAGMENTS = st.sampled_from(
+    [
+        "{",
+        "}",
+        "[",
+        "]",
+        '"',
+        ":",
+        ",",
+        " ",
+        "\n",
+        "`",
+        "```",
+        "```json",
+        "json",
+        "x",
+        '"tool_calls"',
+        '"name"',
+        '"arguments"',
+        '"add"',
+        '"get_weather"',
+        '"nope"',
+        "1",
+        "tru",
+        "true",
+        "\\",
+        CALL,
+        '{"name": "add", "args": {}}',
+        '{"answer": 1}',
+        "Hello.",
+    ]
+)
 
 
 @settings(max_examples=400, deadline=None)
