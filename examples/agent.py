@@ -6,9 +6,10 @@ it calls ``capital_of``, then ``weather_in`` with that tool's result, then answe
 Offline (no GPROCHAT_BASE_URL), the bundled server runs in-process on 127.0.0.1 with a
 ScriptedBackend: the model's three replies below are written in this file and stand in
 for a real model's judgement. The tools really run, and their results really travel back
-to the server as text turns (see docs/agents.md). With GPROCHAT_BASE_URL set, a real
+to the server as text turns (see docs/tools.md). With GPROCHAT_BASE_URL set, a real
 endpoint decides instead, and its answer may differ.
 
+    pip install -e ".[agents]"   # create_agent comes with the `langchain` package
     python examples/agent.py
 """
 

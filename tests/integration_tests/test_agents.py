@@ -134,7 +134,7 @@ BAD_ARGS = '{"tool_calls": [{"name": "get_weather", "arguments": "{city: Paris}"
 TRUNCATED = 'Checking. {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}'
 # reply, content, name, args, error, and the args after streamed chunks are summed: args
 # that langchain-core's parse_partial_json reads as an object are streamed JSON-encoded
-# as a string (else summing would turn the call into a valid one; see docs/agents.md).
+# as a string (else summing would turn the call into a valid one; see docs/tools.md).
 INVALID_REPLIES = {
     "unknown tool": (
         UNKNOWN,
