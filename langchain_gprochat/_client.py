@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from langchain_gprochat._sync import PrivateLoop
-from langchain_gprochat.transport import Transport, TransportSettings
+from langchain_gprochat._transport import Transport, TransportSettings
 
 __all__ = ["Client", "CopyableLock", "no_client"]
 

@@ -25,9 +25,9 @@ from pydantic import (
 )
 
 from langchain_gprochat._client import Client, CopyableLock
+from langchain_gprochat._transport import TransportSettings
 from langchain_gprochat._urls import has_userinfo, redact_url
 from langchain_gprochat.protocol import DEFAULT_BASE_URL, DEFAULT_SECRET_KEY, GENERATION_SETTINGS
-from langchain_gprochat.transport import TransportSettings
 
 __all__ = ["UNSUPPORTED", "GPROChatFields", "unsupported"]
 

@@ -39,9 +39,9 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from langchain_gprochat._structured import JSON_MODE_INSTRUCTIONS, JSON_SCHEMA_INSTRUCTIONS
 from langchain_gprochat.protocol import Turn, turn_text
 from langchain_gprochat.server import echo_chunks
-from langchain_gprochat.structured import JSON_MODE_INSTRUCTIONS, JSON_SCHEMA_INSTRUCTIONS
 from langchain_gprochat.tools import (
     TOOL_CHOICE_INSTRUCTIONS,
     TOOL_INSTRUCTIONS_TEMPLATE,

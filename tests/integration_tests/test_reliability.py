@@ -27,8 +27,8 @@ import pytest
 from aiohttp import web
 from langchain_core.messages import HumanMessage
 
+import langchain_gprochat._transport as transport_module
 import langchain_gprochat.chat_models as chat_models_module
-import langchain_gprochat.transport as transport_module
 from langchain_gprochat import (
     APIConnectionError,
     APITimeoutError,
@@ -42,6 +42,7 @@ from langchain_gprochat import (
     StreamInterruptedError,
 )
 from langchain_gprochat._convert import messages_to_turns
+from langchain_gprochat._transport import Transport, TransportSettings
 from langchain_gprochat.protocol import (
     DEFAULT_SECRET_KEY,
     INTERRUPTION_MARKER,
@@ -54,7 +55,6 @@ from langchain_gprochat.server import (
     ScriptedBackend,
     filler_text,
 )
-from langchain_gprochat.transport import Transport, TransportSettings
 
 from ._support import async_wait_until, expected_echo, serve_generate, wait_until
 
@@ -277,7 +277,7 @@ async def test_model_failing_before_the_answer_is_a_retried_500() -> None:
 
 
 class _RecordingAsyncio(types.SimpleNamespace):
-    """Stands in for the ``asyncio`` module inside transport.py only: records sleeps."""
+    """Stands in for the ``asyncio`` module inside _transport.py only: records sleeps."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -15,7 +15,7 @@ FORBIDDEN = (
 )
 
 
-@pytest.mark.parametrize("module", ["langchain_gprochat.protocol", "langchain_gprochat.transport"])
+@pytest.mark.parametrize("module", ["langchain_gprochat.protocol", "langchain_gprochat._transport"])
 def test_wire_format_and_transport_load_no_langchain_messages_or_runnables(module: str) -> None:
     # langchain_core.exceptions (the error classes) is allowed; messages, language
     # models and runnables are not: those layers know nothing of LangChain.
