@@ -13,6 +13,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, InvalidToolCall
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.utils.json import parse_partial_json
 
+from langchain_gprochat._tool_scan import PARTIAL_JSON_LIMIT
 from langchain_gprochat.tools import StreamEvent, ToolStreamParser, parse_tool_reply
 
 __all__ = ["Assembler", "StopFilter"]
@@ -160,12 +161,19 @@ def _merge_safe(call: InvalidToolCall) -> InvalidToolCall:
     a call to an unknown tool, or arguments cut short (``{"city": "Par``), would come
     back as a *valid* call. Such ``args`` are sent JSON-encoded as a string instead
     (``json.loads`` gives the original text back); other calls are left as they are.
+    Long args that are not JSON are sent encoded unasked, as ``parse_partial_json`` can take
+    quadratic time on them (here, and again when langchain-core sums the chunks).
     """
     args = call.get("args")
     if not args:
         return call
+    long = len(args) > PARTIAL_JSON_LIMIT
     try:
-        parsed = parse_partial_json(args)
+        parsed = json.loads(args, strict=False) if long else parse_partial_json(args)
+    except json.JSONDecodeError:
+        if not long:
+            return call
+        parsed = {}
     except Exception:  # langchain-core treats any parse failure as invalid, as here
         return call
     if not isinstance(parsed, dict):

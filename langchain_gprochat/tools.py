@@ -21,10 +21,13 @@ Parsing is lenient about what models actually write:
 * arguments may be a JSON-encoded string; an empty string or missing arguments mean
   ``{}``.
 
-Only JSON values found at the top level of the text count (scanned with
-``json.JSONDecoder.raw_decode`` from each ``{``, and each ``[`` that opens an array of
-objects); an object nested in a non-call value is not a call. A JSON object that is not
-a call (``{"answer": 42}``, as json-mode structured output produces) stays text.
+Only JSON values found at the top level of the text count (as
+``json.JSONDecoder.raw_decode`` finds them from each ``{``, and each ``[`` that opens an
+array of objects); an object nested in a non-call value is not a call. A JSON object that
+is not a call (``{"answer": 42}``, as json-mode structured output produces) stays text.
+A value nested more than ``MAX_DEPTH`` (100) arrays and objects deep is not decoded: it
+stays text, or becomes an invalid call when it starts like a call. Parsing takes time
+linear in the length of the reply, whatever the text and however it is streamed.
 
 The ``content`` of a reply with calls is the text outside them (their fences included),
 stripped of whitespace at both ends, except that the leading whitespace of prose that
@@ -50,9 +53,10 @@ from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from langchain_gprochat._tool_scan import ScanState, Span, dump, names_text, scan
+from langchain_gprochat._tool_scan import MAX_DEPTH, Scanner, Span, dump, names_text
 
 __all__ = [
+    "MAX_DEPTH",
     "NAMED_TOOL_CHOICE_TEMPLATE",
     "NO_TOOLS_INSTRUCTIONS",
     "TOOL_CHOICE_INSTRUCTIONS",
@@ -275,8 +279,7 @@ def parse_tool_reply(
     Returns:
         The reply; ``content`` is ``text`` itself when it holds no call.
     """
-    state = ScanState()
-    pieces = scan(text, state, final=True, tool_names=tool_names, new_id=id_factory)
+    pieces = Scanner(tool_names, id_factory).scan(text, final=True)
     spans = [piece for piece in pieces if isinstance(piece, Span)]
     content = "".join(piece for piece in pieces if isinstance(piece, str))
     if spans:
@@ -327,11 +330,9 @@ class ToolStreamParser:
     def __init__(
         self, tool_names: Collection[str], *, id_factory: Callable[[], str] = new_tool_call_id
     ) -> None:
-        self._tool_names = tool_names
-        self._new_id = id_factory
-        self._text = ""
-        self._state = ScanState()
-        self._held = ""
+        self._scanner = Scanner(tool_names, id_factory)
+        self._deltas: list[str] = []
+        self._held: list[str] = []  # whitespace that a call after it would drop
         self._content: list[str] = []
         self._calls: list[ToolCall | InvalidToolCall] = []
         self._has_span = False
@@ -340,7 +341,8 @@ class ToolStreamParser:
     @property
     def text(self) -> str:
         """All the text fed so far."""
-        return self._text
+        self._deltas[:] = ["".join(self._deltas)]
+        return self._deltas[0]
 
     @property
     def result(self) -> ParsedReply:
@@ -353,42 +355,38 @@ class ToolStreamParser:
         """Take the next piece of the reply and return what can be emitted now."""
         if self._result is not None:
             raise RuntimeError("feed() after finish()")
-        self._text += delta
-        return self._advance(final=False)
+        self._deltas.append(delta)
+        return self._advance(delta, final=False)
 
     def finish(self) -> list[StreamEvent]:
         """Resolve whatever is still held back, at the end of the reply."""
         if self._result is not None:
             raise RuntimeError("finish() called twice")
-        events = self._advance(final=True)
+        events = self._advance("", final=True)
         if self._held and not self._has_span:
-            events.append(self._emit_text(self._held))
-        self._held = ""
+            events.append(self._emit_text("".join(self._held)))
+        self._held = []
         self._result = _reply("".join(self._content), self._calls)
         return events
 
-    def _advance(self, *, final: bool) -> list[StreamEvent]:
+    def _advance(self, delta: str, *, final: bool) -> list[StreamEvent]:
         events: list[StreamEvent] = []
-        pieces = scan(
-            self._text,
-            self._state,
-            final=final,
-            tool_names=self._tool_names,
-            new_id=self._new_id,
-        )
-        for piece in pieces:
+        for piece in self._scanner.scan(delta, final=final):
             if isinstance(piece, str):
-                pending = self._held + piece
-                if self._has_span and not self._content:
-                    pending = pending.lstrip()
+                dropped = self._has_span and not self._content  # leading whitespace
+                if piece.isspace():
+                    self._held += [] if dropped else [piece]
+                    continue
+                pending = "".join([*self._held, piece])
+                pending = pending.lstrip() if dropped else pending
                 visible = pending.rstrip()
-                self._held = pending[len(visible) :]
+                self._held = [pending[len(visible) :]] if len(visible) < len(pending) else []
                 if visible:
                     events.append(self._emit_text(visible))
                 continue
             self._has_span = True
             if not self._content:
-                self._held = ""
+                self._held = []
             for call in piece.calls:
                 events.append(self._emit_call(call))
         return events
