@@ -261,8 +261,7 @@ class Transport:
                 on_response(response.headers)
             content = response.content
             while True:
-                async with timeout_at(when):
-                    data, broke = await _read(content)
+                data, broke = await _read(content, when)
                 text = reader.feed(data)
                 if text:
                     delivered.add(text)
@@ -379,17 +378,27 @@ def _http_proxy(proxy: str | None) -> str | None:
 
 
 async def _read(
-    content: aiohttp.StreamReader,
+    content: aiohttp.StreamReader, when: float | None
 ) -> tuple[bytes, aiohttp.ClientPayloadError | None]:
-    """The next bytes of the answer; with the payload error that ended it, if any.
+    """The next bytes of the answer (waiting until ``when``), and the error that ended it.
 
-    When the connection breaks, aiohttp raises at the next read even if bytes that
-    arrived before the break are still buffered (a caller that was busy had not read
-    them yet). Those bytes are returned with the error, so that they are delivered
-    before it: ``partial_text`` is everything that arrived.
+    Bytes already buffered are taken without a wait, so no timer is armed for them
+    (most reads of a fast answer); a deadline already past still raises. When the
+    connection breaks, aiohttp raises at the next read even if bytes that arrived before
+    the break are still buffered (a caller that was busy had not read them yet): those
+    bytes are returned with the error, so that they are delivered before it and
+    ``partial_text`` is everything that arrived.
     """
     try:
-        return await content.read(_READ_SIZE), None
+        if content.at_eof():
+            return b"", None
+        data = content.read_nowait(_READ_SIZE)
+        if data:
+            if when is not None and asyncio.get_running_loop().time() >= when:
+                raise asyncio.TimeoutError
+            return data, None
+        async with timeout_at(when):
+            return await content.read(_READ_SIZE), None
     except aiohttp.ClientPayloadError as exc:
         buffered = getattr(content, "_buffer", None)  # aiohttp keeps it; no public way
         if not buffered:

@@ -190,10 +190,10 @@ async def test_bytes_buffered_before_a_broken_connection_are_read_first() -> Non
     protocol = mock.Mock(_reading_paused=False)
     content = aiohttp.StreamReader(protocol, 2**16, loop=asyncio.get_running_loop())
     content.feed_data("Echo · t".encode())
-    assert await _read(content) == ("Echo · t".encode(), None)
+    assert await _read(content, None) == ("Echo · t".encode(), None)
     content.feed_data(b"urn")
     broke = aiohttp.ClientPayloadError("Response payload is not completed")
     content.set_exception(broke)
-    assert await _read(content) == (b"urn", broke)
+    assert await _read(content, None) == (b"urn", broke)
     with pytest.raises(aiohttp.ClientPayloadError):
-        await _read(content)
+        await _read(content, None)
