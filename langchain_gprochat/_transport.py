@@ -392,10 +392,10 @@ async def _read(
     try:
         if content.at_eof():
             return b"", None
+        if when is not None and asyncio.get_running_loop().time() >= when:
+            raise asyncio.TimeoutError
         data = content.read_nowait(_READ_SIZE)
         if data:
-            if when is not None and asyncio.get_running_loop().time() >= when:
-                raise asyncio.TimeoutError
             return data, None
         async with timeout_at(when):
             return await content.read(_READ_SIZE), None

@@ -573,3 +573,31 @@ async def test_credentials_in_base_url_never_reach_errors_or_logs(
     assert caught.value.url == f"{shown}/api/generate"
     assert caplog.records
     assert all("URL-SECRET-9" not in record.getMessage() for record in caplog.records)
+
+
+# -- the total timeout holds while bytes keep arriving ----------------------------------
+
+
+async def test_total_timeout_fires_while_the_answer_keeps_streaming() -> None:
+    # Reads of buffered bytes arm no timer; the whole-call deadline must still hold.
+    async def endless(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+        await response.prepare(request)
+        try:
+            while True:
+                await response.write(b"x" * 65536)
+        except (ConnectionError, RuntimeError):
+            pass
+        return response
+
+    async with hostile({"/api/generate": endless}, timeout=0.5, max_retries=0) as (url, llm):
+        received: list[str] = []
+        error = await _outcome(_collect(llm.astream("hi"), received))
+    assert isinstance(error, StreamInterruptedError)
+    assert error.reason == (
+        f"total timeout of 0.5s exceeded for {url}/api/generate: the whole request took "
+        "longer than allowed; raise `timeout`"
+    )
+    assert "".join(received) == error.partial_text
+    assert set(error.partial_text) == {"x"}

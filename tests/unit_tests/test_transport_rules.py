@@ -197,3 +197,13 @@ async def test_bytes_buffered_before_a_broken_connection_are_read_first() -> Non
     assert await _read(content, None) == (b"urn", broke)
     with pytest.raises(aiohttp.ClientPayloadError):
         await _read(content, None)
+
+
+async def test_buffered_bytes_past_the_deadline_still_time_out() -> None:
+    # Reading bytes already buffered arms no timer; a deadline already past must hold.
+    loop = asyncio.get_running_loop()
+    content = aiohttp.StreamReader(mock.Mock(_reading_paused=False), 2**16, loop=loop)
+    content.feed_data(b"more")
+    with pytest.raises(asyncio.TimeoutError):
+        await _read(content, loop.time() - 1)
+    assert await _read(content, loop.time() + 60) == (b"more", None)
