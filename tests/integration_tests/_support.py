@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
 from aiohttp import web
@@ -83,15 +83,28 @@ class GateBackend:
 
 
 @asynccontextmanager
-async def serve_generate(handler: Callable[..., object]) -> AsyncIterator[str]:
-    """Serve a bare ``POST /api/generate`` handler on 127.0.0.1; yields the base URL."""
+async def serve_routes(
+    routes: dict[str, Callable[..., object]], host: str = "127.0.0.1"
+) -> AsyncIterator[str]:
+    """Serve ``routes`` (path → handler, any method) on 127.0.0.1; yields the base URL.
+
+    ``host`` is only the name put in the URL (``localhost`` names another host that also
+    resolves to loopback). Handlers are cancelled when their client goes away, and
+    stalled ones end at cleanup.
+    """
     app = web.Application()
-    app.router.add_post("/api/generate", handler)  # type: ignore[arg-type]
-    runner = web.AppRunner(app)
+    for path, handler in routes.items():
+        app.router.add_route("*", path, handler)  # type: ignore[arg-type]
+    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+        yield f"http://{host}:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
+
+
+def serve_generate(handler: Callable[..., object]) -> AbstractAsyncContextManager[str]:
+    """Serve a bare ``/api/generate`` handler on 127.0.0.1; yields the base URL."""
+    return serve_routes({"/api/generate": handler})

@@ -38,7 +38,7 @@ from langchain_gprochat.errors import ERROR_BODY_MAX, SHOWN_MESSAGE_MAX
 from langchain_gprochat.protocol import GenerateRequest, sign, turn_text
 from langchain_gprochat.server import GPROChatServer, echo_reply
 
-from ._support import expected_echo
+from ._support import expected_echo, serve_routes
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FAST: dict[str, Any] = {"retry_base_delay": 0.01, "retry_max_delay": 0.02}
@@ -51,29 +51,8 @@ async def hostile(
     routes: dict[str, Handler], **options: Any
 ) -> AsyncIterator[tuple[str, ChatGPROChat]]:
     """Serve ``routes`` and yield ``(url, llm)``, a model pointed at them, closed after."""
-    async with serve(routes) as url, ChatGPROChat(base_url=url, **options) as llm:
+    async with serve_routes(routes) as url, ChatGPROChat(base_url=url, **options) as llm:
         yield url, llm
-
-
-@asynccontextmanager
-async def serve(routes: dict[str, Handler], host: str = "127.0.0.1") -> AsyncIterator[str]:
-    """Serve ``routes`` (path → POST/GET handler) on 127.0.0.1; yields the base URL.
-
-    ``host`` is only the name put in the URL (``localhost`` names another host that also
-    resolves to loopback).
-    """
-    app = web.Application()
-    for path, handler in routes.items():
-        app.router.add_route("*", path, handler)
-    # Handlers are cancelled when their client goes away; stalled ones end at cleanup.
-    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://{host}:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
 
 
 class Recorder:
@@ -112,9 +91,9 @@ def redirect(status: int, location: Callable[[], str]) -> Handler:
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 async def test_redirect_to_another_host_never_resends_the_password(status: int) -> None:
     elsewhere = Recorder(password="site-pw")
-    async with serve({"/api/generate": elsewhere.handle}, host="localhost") as other:
+    async with serve_routes({"/api/generate": elsewhere.handle}, host="localhost") as other:
         target = f"{other}/api/generate"
-        async with serve({"/api/generate": redirect(status, lambda: target)}) as url:
+        async with serve_routes({"/api/generate": redirect(status, lambda: target)}) as url:
             llm = ChatGPROChat(base_url=url, password="site-pw", max_retries=0)
             async with llm:
                 with pytest.raises(RedirectError) as caught:
@@ -148,7 +127,7 @@ async def test_redirect_on_the_same_host_is_followed_with_the_same_post(
         "/api/generate": redirect(status, location),
         "/v2/api/generate": moved.handle,
     }
-    async with serve(routes) as url:
+    async with serve_routes(routes) as url:
         base.append(url)
         async with ChatGPROChat(base_url=url, password="site-pw", max_retries=0) as llm:
             answer = await llm.ainvoke("moved ✓")
@@ -305,7 +284,7 @@ async def test_deeply_nested_error_body_is_a_status_error_and_is_retried() -> No
             return web.Response(status=500, text="[" * 200_000)
         return web.Response(text="recovered", content_type="text/plain")
 
-    async with serve({"/api/generate": nested}) as url:
+    async with serve_routes({"/api/generate": nested}) as url:
         async with ChatGPROChat(base_url=url, max_retries=1, **FAST) as llm:
             assert (await llm.ainvoke("hi")).content == "recovered"
         assert seen == 2  # the 500 was retried
@@ -558,7 +537,7 @@ async def test_credentials_in_base_url_never_reach_errors_or_logs(
         await request.read()
         return web.Response(status=503, text="down")
 
-    async with serve({"/api/generate": unavailable}) as url:
+    async with serve_routes({"/api/generate": unavailable}) as url:
         secret_url = url.replace("http://", "http://user:URL-SECRET-9@")
         shown = url.replace("http://", "http://***@")
         async with ChatGPROChat(base_url=secret_url, max_retries=1, **FAST) as llm:
