@@ -20,8 +20,7 @@ Conversion rules (``history_mode="native"``):
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from langchain_core.messages import (
     AIMessage,
@@ -30,36 +29,20 @@ from langchain_core.messages import (
     FunctionMessage,
     HumanMessage,
     SystemMessage,
-    ToolCall,
     ToolMessage,
 )
 
 from langchain_gprochat.protocol import Part, Turn
+from langchain_gprochat.tools import TOOL_ERROR_TEMPLATE, TOOL_RESULT_TEMPLATE, render_tool_calls
 
 __all__ = [
     "SYSTEM_TEMPLATE",
-    "TOOL_ERROR_TEMPLATE",
-    "TOOL_RESULT_TEMPLATE",
     "messages_to_prompt",
     "messages_to_turns",
-    "render_tool_calls",
 ]
 
 SYSTEM_TEMPLATE = "[System instructions]\n{system}\n[End of system instructions]\n\n{content}"
 """How system messages are folded into the first user turn."""
-
-TOOL_RESULT_TEMPLATE = "[Tool result] {name} (call {id}):\n{content}"
-"""How a successful ``ToolMessage`` is rendered into a user turn."""
-
-TOOL_ERROR_TEMPLATE = "[Tool error] {name} (call {id}):\n{content}"
-"""How a ``ToolMessage`` with ``status="error"`` is rendered into a user turn."""
-
-
-def render_tool_calls(tool_calls: Iterable[ToolCall]) -> str:
-    """Render tool calls in the format the model is asked to produce."""
-    calls = [{"name": call["name"], "arguments": call["args"]} for call in tool_calls]
-    return json.dumps({"tool_calls": calls}, ensure_ascii=False)
-
 
 _TEXT_ONLY = (
     "the gprochat endpoint takes text only; remove the {kind!r} block from the "

@@ -4,8 +4,11 @@ The gprochat endpoint takes and returns text only, so tools are described to the
 in a system message (``tool_instructions``) and its answer is parsed back into LangChain
 tool calls (``parse_tool_reply``, or ``ToolStreamParser`` while the answer streams).
 
-The model is asked to reply with exactly the JSON that ``_convert.render_tool_calls``
-writes into the history for earlier calls::
+This module owns the whole tool-call text format: the instructions, the rendering of
+earlier calls and results into the history (``render_tool_calls``,
+``TOOL_RESULT_TEMPLATE``, ``TOOL_ERROR_TEMPLATE``), and the parsing. The model is asked to
+reply with exactly the JSON that ``render_tool_calls`` writes into the history for
+earlier calls::
 
     {"tool_calls": [{"name": "<tool name>", "arguments": {...}}]}
 
@@ -43,7 +46,7 @@ which then extends to the end of the reply. Every call, valid or not, gets a fre
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, cast
 from uuid import uuid4
@@ -61,7 +64,9 @@ __all__ = [
     "NO_TOOLS_INSTRUCTIONS",
     "TOOL_CHOICE_INSTRUCTIONS",
     "TOOL_DESCRIPTION_TEMPLATE",
+    "TOOL_ERROR_TEMPLATE",
     "TOOL_INSTRUCTIONS_TEMPLATE",
+    "TOOL_RESULT_TEMPLATE",
     "ParsedReply",
     "StreamEvent",
     "ToolChoice",
@@ -70,8 +75,15 @@ __all__ = [
     "new_tool_call_id",
     "normalize_tool_choice",
     "parse_tool_reply",
+    "render_tool_calls",
     "tool_instructions",
 ]
+
+TOOL_RESULT_TEMPLATE = "[Tool result] {name} (call {id}):\n{content}"
+"""How a successful ``ToolMessage`` is rendered into a user turn."""
+
+TOOL_ERROR_TEMPLATE = "[Tool error] {name} (call {id}):\n{content}"
+"""How a ``ToolMessage`` with ``status="error"`` is rendered into a user turn."""
 
 ToolChoice: TypeAlias = Literal["auto", "any", "required", "none"] | str
 """A tool choice as ``bind_tools`` takes it (also ``True``/``False``/``None``/a dict)."""
@@ -413,3 +425,9 @@ def _reply(content: str, calls: Sequence[ToolCall | InvalidToolCall]) -> ParsedR
     valid = [cast("ToolCall", c) for c in calls if c.get("type") == "tool_call"]
     invalid = [cast("InvalidToolCall", c) for c in calls if c.get("type") == "invalid_tool_call"]
     return ParsedReply(content=content, tool_calls=valid, invalid_tool_calls=invalid)
+
+
+def render_tool_calls(tool_calls: Iterable[ToolCall]) -> str:
+    """Render tool calls into the history in the format the model is asked to produce."""
+    calls = [{"name": call["name"], "arguments": call["args"]} for call in tool_calls]
+    return json.dumps({"tool_calls": calls}, ensure_ascii=False)

@@ -14,14 +14,11 @@ from langchain_core.messages.tool import tool_call
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
-from langchain_gprochat._convert import (
-    TOOL_ERROR_TEMPLATE,
-    TOOL_RESULT_TEMPLATE,
-    messages_to_turns,
-    render_tool_calls,
-)
+from langchain_gprochat._convert import messages_to_turns
 from langchain_gprochat.tools import (
     NO_TOOLS_INSTRUCTIONS,
+    TOOL_ERROR_TEMPLATE,
+    TOOL_RESULT_TEMPLATE,
     ParsedReply,
     StreamEvent,
     ToolStreamParser,
@@ -29,6 +26,7 @@ from langchain_gprochat.tools import (
     new_tool_call_id,
     normalize_tool_choice,
     parse_tool_reply,
+    render_tool_calls,
     tool_instructions,
 )
 
