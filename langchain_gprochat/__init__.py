@@ -1,7 +1,8 @@
 """LangChain integration for gprochat-compatible (GeminiProChat) chat endpoints.
 
-``import langchain_gprochat`` is cheap: it loads the exception classes only. The chat
-model (and with it langchain-core and aiohttp) loads on first access to
+``import langchain_gprochat`` loads the exception classes only (with
+``langchain_core.exceptions``, whose ``ModelError`` family they belong to). The chat
+model (and with it the rest of langchain-core and aiohttp) loads on first access to
 ``langchain_gprochat.ChatGPROChat``; the local server lives in
 :mod:`langchain_gprochat.server`, imported on demand.
 """

@@ -32,8 +32,8 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
+from langchain_gprochat._tools import TOOL_ERROR_TEMPLATE, TOOL_RESULT_TEMPLATE, render_tool_calls
 from langchain_gprochat.protocol import Part, Turn
-from langchain_gprochat.tools import TOOL_ERROR_TEMPLATE, TOOL_RESULT_TEMPLATE, render_tool_calls
 
 __all__ = [
     "SYSTEM_TEMPLATE",

@@ -15,8 +15,8 @@ from langchain_core.messages import BaseMessage, SystemMessage
 from langchain_gprochat._config import UNSUPPORTED, unsupported
 from langchain_gprochat._streaming import Assembler
 from langchain_gprochat._structured import response_format_instructions
+from langchain_gprochat._tools import format_tools, normalize_tool_choice, tool_instructions
 from langchain_gprochat.protocol import APPLIED_HEADER, GENERATION_SETTINGS
-from langchain_gprochat.tools import format_tools, normalize_tool_choice, tool_instructions
 
 __all__ = ["Call", "apply_tools", "check_call_arguments", "confirmation"]
 

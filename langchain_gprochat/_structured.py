@@ -3,7 +3,7 @@
 Three methods, as in LangChain's partner packages:
 
 * ``function_calling`` (default): the schema becomes a tool the model must call
-  (through :mod:`langchain_gprochat.tools`), parsed with LangChain's tool parsers.
+  (through :mod:`langchain_gprochat._tools`), parsed with LangChain's tool parsers.
 * ``json_schema``: the model is told to reply with only a JSON object matching the
   schema (``JSON_SCHEMA_INSTRUCTIONS``).
 * ``json_mode``: the model is told to reply with only a JSON object
@@ -45,7 +45,7 @@ from langchain_core.runnables import (
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 
-from langchain_gprochat.tools import new_tool_call_id
+from langchain_gprochat._tools import new_tool_call_id
 
 if TYPE_CHECKING:
     from langchain_core.language_models import LanguageModelInput

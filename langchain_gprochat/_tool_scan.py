@@ -1,4 +1,4 @@
-"""The scanner behind :mod:`langchain_gprochat.tools`: finds tool-call JSON in model text.
+"""The scanner behind :mod:`langchain_gprochat._tools`: finds tool-call JSON in model text.
 
 It answers as ``json.JSONDecoder.raw_decode`` run from each ``{`` (and each ``[`` that
 opens an array of objects) at the top level would, fenced blocks taken with their

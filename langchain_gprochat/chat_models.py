@@ -20,9 +20,9 @@ from langchain_gprochat._convert import messages_to_prompt, messages_to_turns
 from langchain_gprochat._request import Call, apply_tools, check_call_arguments, confirmation
 from langchain_gprochat._streaming import Assembler
 from langchain_gprochat._structured import StructuredMethod, structured_output
+from langchain_gprochat._tools import format_tools, normalize_tool_choice
 from langchain_gprochat._urls import redact_url
 from langchain_gprochat.protocol import GENERATION_SETTINGS, RequestEncoder, Turn
-from langchain_gprochat.tools import format_tools, normalize_tool_choice
 
 __all__ = ["ChatGPROChat"]
 

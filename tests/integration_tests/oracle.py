@@ -40,13 +40,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_gprochat._structured import JSON_MODE_INSTRUCTIONS, JSON_SCHEMA_INSTRUCTIONS
-from langchain_gprochat.protocol import Turn, turn_text
-from langchain_gprochat.server import echo_chunks
-from langchain_gprochat.tools import (
+from langchain_gprochat._tools import (
     TOOL_CHOICE_INSTRUCTIONS,
     TOOL_INSTRUCTIONS_TEMPLATE,
     tool_instructions,
 )
+from langchain_gprochat.protocol import Turn, turn_text
+from langchain_gprochat.server import echo_chunks
 
 __all__ = ["FIXED_PHRASE", "OracleBackend", "oracle_reply", "synthesize"]
 

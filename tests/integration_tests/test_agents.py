@@ -31,13 +31,13 @@ from typing_extensions import TypedDict
 from langchain_gprochat import ChatGPROChat
 from langchain_gprochat._convert import messages_to_turns
 from langchain_gprochat._structured import JSON_MODE_INSTRUCTIONS, JSON_SCHEMA_INSTRUCTIONS
-from langchain_gprochat.protocol import turn_text
-from langchain_gprochat.server import GPROChatServer, ScriptedBackend
-from langchain_gprochat.tools import (
+from langchain_gprochat._tools import (
     NAMED_TOOL_CHOICE_TEMPLATE,
     format_tools,
     tool_instructions,
 )
+from langchain_gprochat.protocol import turn_text
+from langchain_gprochat.server import GPROChatServer, ScriptedBackend
 
 from ._support import GateBackend
 from .oracle import FIXED_PHRASE, OracleBackend, oracle_reply, synthesize

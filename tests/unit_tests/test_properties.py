@@ -25,8 +25,8 @@ from langchain_core.messages.tool import tool_call
 
 from langchain_gprochat._convert import messages_to_turns
 from langchain_gprochat._decode import Decoder
+from langchain_gprochat._tools import render_tool_calls
 from langchain_gprochat.protocol import INTERRUPTION_MARKER, turn_text
-from langchain_gprochat.tools import render_tool_calls
 
 # Any code point, lone surrogates included: conversion is pure and must not care.
 TEXT = st.text(st.characters(exclude_categories=()), max_size=30)

@@ -15,7 +15,7 @@ from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
 from langchain_gprochat._convert import messages_to_turns
-from langchain_gprochat.tools import (
+from langchain_gprochat._tools import (
     NO_TOOLS_INSTRUCTIONS,
     TOOL_ERROR_TEMPLATE,
     TOOL_RESULT_TEMPLATE,
