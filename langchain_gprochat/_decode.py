@@ -1,16 +1,28 @@
-"""Decoding an answer: incremental UTF-8, the upstream's failure marker, what was delivered."""
+"""Reading an answer: bounded reads, incremental UTF-8, the failure marker, what arrived."""
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import logging
+import sys
+
+import aiohttp
 
 from langchain_gprochat.errors import StreamInterruptedError
 from langchain_gprochat.protocol import INTERRUPTION_MARKER
 
-__all__ = ["Decoder", "Delivered"]
+__all__ = ["READ_SIZE", "Decoder", "Delivered", "read", "read_bounded", "timeout_at"]
 
 logger = logging.getLogger("langchain_gprochat")
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout_at
+else:  # pragma: no cover - exercised on Python 3.10
+    from async_timeout import timeout_at  # type: ignore[import-not-found,unused-ignore]
+
+READ_SIZE = 65536
+"""Bytes asked of the connection per read of an answer."""
 
 _MARKER_HEAD = INTERRUPTION_MARKER[0]
 _REPLACEMENT_BYTES = "\ufffd".encode()
@@ -78,3 +90,48 @@ def _warn_if_replaced(decoded: str, data: bytes, url: str) -> bool:
         url,
     )
     return True
+
+
+async def read(
+    content: aiohttp.StreamReader, when: float | None
+) -> tuple[bytes, aiohttp.ClientPayloadError | None]:
+    """The next bytes of the answer (waiting until ``when``), and the error that ended it.
+
+    Bytes already buffered are taken without a wait, so no timer is armed for them
+    (most reads of a fast answer); a deadline already past still raises. When the
+    connection breaks, aiohttp raises at the next read even if bytes that arrived before
+    the break are still buffered (a caller that was busy had not read them yet): those
+    bytes are returned with the error, so that they are delivered before it and
+    ``partial_text`` is everything that arrived.
+    """
+    try:
+        if content.at_eof():
+            return b"", None
+        if when is not None and asyncio.get_running_loop().time() >= when:
+            raise asyncio.TimeoutError
+        data = content.read_nowait(READ_SIZE)
+        if data:
+            return data, None
+        async with timeout_at(when):
+            return await content.read(READ_SIZE), None
+    except aiohttp.ClientPayloadError as exc:
+        buffered = getattr(content, "_buffer", None)  # aiohttp keeps it; no public way
+        if not buffered:
+            raise
+        data = b"".join(buffered)
+        buffered.clear()
+        return data, exc
+
+
+async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of the (decompressed) body, and whether there was more."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        data = await response.content.read(limit + 1 - size)
+        if not data:
+            break
+        chunks.append(data)
+        size += len(data)
+    body = b"".join(chunks)
+    return body[:limit], size > limit

@@ -45,14 +45,13 @@ import io
 import logging
 import math
 import random
-import sys
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
 
 import aiohttp
 
-from langchain_gprochat._decode import Decoder, Delivered
+from langchain_gprochat._decode import Decoder, Delivered, read, read_bounded, timeout_at
 from langchain_gprochat._sessions import Sessions, TransportSettings
 from langchain_gprochat._urls import MAX_REDIRECTS, REDIRECT_STATUSES, redact_url, redirect_target
 from langchain_gprochat.errors import (
@@ -70,11 +69,6 @@ from langchain_gprochat.errors import (
 )
 from langchain_gprochat.protocol import INTERRUPTION_MARKER, parse_error_body
 
-if sys.version_info >= (3, 11):
-    from asyncio import timeout_at
-else:  # pragma: no cover - exercised on Python 3.10
-    from async_timeout import timeout_at  # type: ignore[import-not-found,unused-ignore]
-
 __all__ = ["RETRY_STATUSES", "Transport", "TransportSettings"]
 
 logger = logging.getLogger("langchain_gprochat")
@@ -82,7 +76,6 @@ logger = logging.getLogger("langchain_gprochat")
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 """Content types of a 200 answer that is a web page, not a gprochat answer."""
 
-_READ_SIZE = 65536
 _HTML_PREVIEW = 4096
 _INLINE_BODY_MAX = 1 << 20
 """Larger request bodies are sent from a ``BytesIO`` (aiohttp warns about raw bytes)."""
@@ -261,7 +254,7 @@ class Transport:
                 on_response(response.headers)
             content = response.content
             while True:
-                data, broke = await _read(content, when)
+                data, broke = await read(content, when)
                 text = reader.feed(data)
                 if text:
                     delivered.add(text)
@@ -320,7 +313,7 @@ class Transport:
                 raise _Retry(status, status.retry_after)
             raise status
         if response.content_type in HTML_TYPES:
-            preview, _ = await _read_bounded(response, _HTML_PREVIEW)
+            preview, _ = await read_bounded(response, _HTML_PREVIEW)
             raise UnexpectedResponseError(
                 response.status,
                 response.headers.get("Content-Type", response.content_type),
@@ -377,53 +370,8 @@ def _http_proxy(proxy: str | None) -> str | None:
     return None if proxy is None or proxy.startswith("socks") else proxy
 
 
-async def _read(
-    content: aiohttp.StreamReader, when: float | None
-) -> tuple[bytes, aiohttp.ClientPayloadError | None]:
-    """The next bytes of the answer (waiting until ``when``), and the error that ended it.
-
-    Bytes already buffered are taken without a wait, so no timer is armed for them
-    (most reads of a fast answer); a deadline already past still raises. When the
-    connection breaks, aiohttp raises at the next read even if bytes that arrived before
-    the break are still buffered (a caller that was busy had not read them yet): those
-    bytes are returned with the error, so that they are delivered before it and
-    ``partial_text`` is everything that arrived.
-    """
-    try:
-        if content.at_eof():
-            return b"", None
-        if when is not None and asyncio.get_running_loop().time() >= when:
-            raise asyncio.TimeoutError
-        data = content.read_nowait(_READ_SIZE)
-        if data:
-            return data, None
-        async with timeout_at(when):
-            return await content.read(_READ_SIZE), None
-    except aiohttp.ClientPayloadError as exc:
-        buffered = getattr(content, "_buffer", None)  # aiohttp keeps it; no public way
-        if not buffered:
-            raise
-        data = b"".join(buffered)
-        buffered.clear()
-        return data, exc
-
-
-async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
-    """At most ``limit`` bytes of the (decompressed) body, and whether there was more."""
-    chunks: list[bytes] = []
-    size = 0
-    while size <= limit:
-        data = await response.content.read(limit + 1 - size)
-        if not data:
-            break
-        chunks.append(data)
-        size += len(data)
-    body = b"".join(chunks)
-    return body[:limit], size > limit
-
-
 async def _status_error(response: aiohttp.ClientResponse, url: str) -> APIStatusError:
-    body, truncated = await _read_bounded(response, ERROR_BODY_MAX)
+    body, truncated = await read_bounded(response, ERROR_BODY_MAX)
     message, code = parse_error_body(body)
     return status_error(
         response.status,

@@ -34,7 +34,7 @@ GPROChatError [ModelError]
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from langchain_core.exceptions import (
     ContextOverflowError,
@@ -401,15 +401,13 @@ _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
 
 
 def status_error(
-    status_code: int,
-    server_message: str,
-    *,
-    url: str,
-    server_code: str | None = None,
-    retry_after: float | None = None,
-    body_truncated: bool = False,
+    status_code: int, server_message: str, *, url: str, **details: Any
 ) -> APIStatusError:
-    """Build the :class:`APIStatusError` subclass that matches ``status_code``."""
+    """Build the :class:`APIStatusError` subclass that matches ``status_code``.
+
+    ``details`` are the other keyword arguments of :class:`APIStatusError`
+    (``server_code``, ``retry_after``, ``body_truncated``).
+    """
     cls: type[APIStatusError]
     if CONTEXT_OVERFLOW.search(server_message):
         cls = ContextOverflowStatusError
@@ -417,11 +415,4 @@ def status_error(
         cls = ServerError
     else:
         cls = _STATUS_CLASSES.get(status_code, APIStatusError)
-    return cls(
-        status_code,
-        server_message,
-        url=url,
-        server_code=server_code,
-        retry_after=retry_after,
-        body_truncated=body_truncated,
-    )
+    return cls(status_code, server_message, url=url, **details)

@@ -13,7 +13,8 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.load import dumpd, dumps, load
 
 from langchain_gprochat import ChatGPROChat
-from langchain_gprochat._transport import _read, parse_retry_after
+from langchain_gprochat._decode import read as _read
+from langchain_gprochat._transport import parse_retry_after
 from langchain_gprochat._urls import has_userinfo, redact_url, redirect_target
 from langchain_gprochat.errors import ERROR_BODY_MAX, SHOWN_MESSAGE_MAX, shown_text
 from langchain_gprochat.protocol import parse_error_body
