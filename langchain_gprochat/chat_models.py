@@ -389,10 +389,13 @@ class ChatGPROChat(GPROChatFields):
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
 
-    async def _collect(self, call: Call) -> ChatResult:
-        """The whole answer, not streamed: an interrupted answer is retried whole."""
+    async def _collect(self, call: Call, client: Client) -> ChatResult:
+        """The whole answer, not streamed: an interrupted answer is retried whole.
+
+        ``client`` is the one the caller looked up once for this call (this frame holds
+        it until the answer is in).
+        """
         assembler = call.assembler
-        client = self.client  # held by this frame until the answer is in
         stream = client.transport.stream(
             call.body, on_response=call.on_response, restart=assembler.reset
         )
@@ -412,7 +415,7 @@ class ChatGPROChat(GPROChatFields):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return await self._collect(self._prepare(messages, stop, kwargs))
+        return await self._collect(self._prepare(messages, stop, kwargs), self.client)
 
     def _generate(
         self,
@@ -422,4 +425,5 @@ class ChatGPROChat(GPROChatFields):
         **kwargs: Any,
     ) -> ChatResult:
         call = self._prepare(messages, stop, kwargs)
-        return self.client.sync_loop.run(self._collect(call))
+        client = self.client
+        return client.sync_loop.run(self._collect(call, client))
