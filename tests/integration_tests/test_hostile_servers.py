@@ -273,22 +273,27 @@ async def test_compressed_bomb_error_body_is_read_bounded() -> None:
 # -- 9b. a deeply nested error body -----------------------------------------------------
 
 
-async def test_deeply_nested_error_body_is_a_status_error_and_is_retried() -> None:
-    seen = 0
+class FailsOnce:
+    """A generate handler that answers ``failure()`` to the first request, then ``answer``."""
 
-    async def nested(request: web.Request) -> web.StreamResponse:
-        nonlocal seen
-        seen += 1
+    def __init__(self, failure: Callable[[], web.Response], answer: str) -> None:
+        self.failure, self.answer, self.seen = failure, answer, 0
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.seen += 1
         await request.read()
-        if seen == 1:
-            return web.Response(status=500, text="[" * 200_000)
-        return web.Response(text="recovered", content_type="text/plain")
+        if self.seen == 1:
+            return self.failure()
+        return web.Response(text=self.answer, content_type="text/plain")
 
-    async with serve_routes({"/api/generate": nested}) as url:
+
+async def test_deeply_nested_error_body_is_a_status_error_and_is_retried() -> None:
+    nested = FailsOnce(lambda: web.Response(status=500, text="[" * 200_000), "recovered")
+    async with serve_routes({"/api/generate": nested.handle}) as url:
         async with ChatGPROChat(base_url=url, max_retries=1, **FAST) as llm:
             assert (await llm.ainvoke("hi")).content == "recovered"
-        assert seen == 2  # the 500 was retried
-        seen = 0
+        assert nested.seen == 2  # the 500 was retried
+        nested.seen = 0
         async with ChatGPROChat(base_url=url, max_retries=0) as llm:
             with pytest.raises(ServerError) as caught:
                 await llm.ainvoke("hi")
@@ -301,19 +306,12 @@ async def test_deeply_nested_error_body_is_a_status_error_and_is_retried() -> No
 
 @pytest.mark.parametrize("value", ["soon", " ", "", "inf", "nan", "Thu, 99 Foo 2025"])
 async def test_malformed_retry_after_falls_back_to_the_backoff(value: str) -> None:
-    seen = 0
-
-    async def busy_once(request: web.Request) -> web.StreamResponse:
-        nonlocal seen
-        seen += 1
-        await request.read()
-        if seen == 1:
-            return web.Response(status=503, text="busy", headers={"Retry-After": value})
-        return web.Response(text="done", content_type="text/plain")
-
-    async with hostile({"/api/generate": busy_once}, max_retries=1, **FAST) as (_url, llm):
+    busy = FailsOnce(
+        lambda: web.Response(status=503, text="busy", headers={"Retry-After": value}), "done"
+    )
+    async with hostile({"/api/generate": busy.handle}, max_retries=1, **FAST) as (_url, llm):
         assert (await llm.ainvoke("hi")).content == "done"
-    assert seen == 2
+    assert busy.seen == 2
 
 
 # -- 3. timeouts follow whichever task awaits -------------------------------------------
