@@ -45,6 +45,7 @@ from langchain_gprochat.server.settings import (
     DEFAULT_MAX_BODY,
     DEFAULT_MAX_BODY_MEMORY,
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HISTORY_MESSAGES,
     ServerSettings,
     ServerStats,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "DEFAULT_MAX_BODY",
     "DEFAULT_MAX_BODY_MEMORY",
     "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_HISTORY_MESSAGES",
     "ECHO_CHUNK_CHARS",
     "ERROR_CONTENT_TYPE",
     "FAULT_HEADER",

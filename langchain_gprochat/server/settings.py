@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_MAX_BODY",
     "DEFAULT_MAX_BODY_MEMORY",
     "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_HISTORY_MESSAGES",
     "ServerSettings",
     "ServerStats",
 ]
@@ -32,6 +33,8 @@ DEFAULT_MAX_CONNECTIONS = 1000
 """Most connections open at once (fewer if the process may not open that many files)."""
 DEFAULT_MAX_BODY_MEMORY = 64 * 1024 * 1024
 """Most request-body bytes held at once across all requests (64 MiB)."""
+DEFAULT_MAX_HISTORY_MESSAGES = 99
+"""Messages the chat page sends at most, as the upstream's ``PUBLIC_MAX_HISTORY_MESSAGES``."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,10 @@ class ServerSettings:
         max_body_memory: most request-body bytes held at once, summed over all the
             requests being read; a request that would pass it gets 503 with
             ``Retry-After``. At least ``max_body``.
+        page: serve the chat page at ``GET /`` (and its static files).
+        max_history_messages: the most messages the chat page sends (the latest
+            ones), like the upstream's ``PUBLIC_MAX_HISTORY_MESSAGES``; the API itself
+            does not cut histories, as upstream.
     """
 
     host: str = "127.0.0.1"
@@ -85,6 +92,8 @@ class ServerSettings:
     keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_body_memory: int = DEFAULT_MAX_BODY_MEMORY
+    page: bool = True
+    max_history_messages: int = DEFAULT_MAX_HISTORY_MESSAGES
 
     def __post_init__(self) -> None:
         passwords: object = self.passwords
@@ -116,6 +125,10 @@ class ServerSettings:
                 raise ValueError(f"{name} must be a positive number of seconds{none}, got {value}")
         if self.max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, got {self.max_connections}")
+        if self.max_history_messages < 1:
+            raise ValueError(
+                f"max_history_messages must be at least 1, got {self.max_history_messages}"
+            )
         if self.max_body_memory < self.max_body:
             raise ValueError(
                 f"max_body_memory ({self.max_body_memory}) must be at least max_body "
