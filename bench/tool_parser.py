@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable
 from importlib import metadata
 
-from langchain_gprochat._tools import ParsedReply, ToolStreamParser, parse_tool_reply
+from langchain_gprochat._tool_stream import ToolStreamParser
+from langchain_gprochat._tools import ParsedReply, parse_tool_reply
 
 NAMES = frozenset({"get_weather", "add"})
 CALL = '{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]}'

@@ -14,7 +14,8 @@ from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.utils.json import parse_partial_json
 
 from langchain_gprochat._tool_scan import PARTIAL_JSON_LIMIT
-from langchain_gprochat._tools import StreamEvent, ToolStreamParser, parse_tool_reply
+from langchain_gprochat._tool_stream import StreamEvent, ToolStreamParser
+from langchain_gprochat._tools import parse_tool_reply
 
 __all__ = ["Assembler", "StopFilter"]
 

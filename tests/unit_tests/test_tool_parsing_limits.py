@@ -28,11 +28,10 @@ from pydantic import BaseModel
 from langchain_gprochat._json_check import Run
 from langchain_gprochat._streaming import Assembler
 from langchain_gprochat._structured import structured_output
+from langchain_gprochat._tool_stream import StreamEvent, ToolStreamParser
 from langchain_gprochat._tools import (
     MAX_DEPTH,
     ParsedReply,
-    StreamEvent,
-    ToolStreamParser,
     parse_tool_reply,
 )
 

@@ -15,13 +15,12 @@ from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
 from langchain_gprochat._convert import messages_to_turns
+from langchain_gprochat._tool_stream import StreamEvent, ToolStreamParser
 from langchain_gprochat._tools import (
     NO_TOOLS_INSTRUCTIONS,
     TOOL_ERROR_TEMPLATE,
     TOOL_RESULT_TEMPLATE,
     ParsedReply,
-    StreamEvent,
-    ToolStreamParser,
     format_tools,
     new_tool_call_id,
     normalize_tool_choice,
