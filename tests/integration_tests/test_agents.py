@@ -33,6 +33,8 @@ from langchain_gprochat._convert import messages_to_turns
 from langchain_gprochat._structured import JSON_MODE_INSTRUCTIONS, JSON_SCHEMA_INSTRUCTIONS
 from langchain_gprochat._tools import (
     NAMED_TOOL_CHOICE_TEMPLATE,
+    TOOL_ERROR_TEMPLATE,
+    TOOL_RESULT_TEMPLATE,
     format_tools,
     tool_instructions,
 )
@@ -337,8 +339,9 @@ def test_tool_history_reaches_the_server_as_documented_text() -> None:
         ),
         (
             "user",
-            "[Tool result] get_weather (call call_1):\nsunny in Paris\n\n"
-            "[Tool error] add (call call_2):\nError: add is down",
+            TOOL_RESULT_TEMPLATE.format(name="get_weather", id="call_1", content="sunny in Paris")
+            + "\n\n"
+            + TOOL_ERROR_TEMPLATE.format(name="add", id="call_2", content="Error: add is down"),
         ),
     ]
 
@@ -621,9 +624,9 @@ def test_agent_loop_with_create_agent() -> None:
     assert [len(r) for r in backend.received] == [1, 3, 5]
     assert [turn_text(t) for t in backend.received[2][1:]] == [
         AGENT_REPLIES[0],
-        f"[Tool result] capital_of (call {id_1}):\nParis",
+        TOOL_RESULT_TEMPLATE.format(name="capital_of", id=id_1, content="Paris"),
         AGENT_REPLIES[1],
-        f"[Tool result] weather_in (call {id_2}):\nsunny, 21 °C in Paris",
+        TOOL_RESULT_TEMPLATE.format(name="weather_in", id=id_2, content="sunny, 21 °C in Paris"),
     ]
     instructions = tool_instructions(format_tools([capital_of, weather_in]), "auto")
     assert turn_text(backend.received[0][0]) == (

@@ -33,7 +33,6 @@ def test_invoke(llm: ChatGPROChat) -> None:
     message = llm.invoke(QUESTION)
     assert isinstance(message, AIMessage)
     assert message.content == expected_echo(QUESTION)
-    assert message.content == "Echo · turn 1 · «Привет, мир 🌍 — how are you?» ✓"
     assert message.response_metadata == {
         "model_name": "gemini-1.5-pro",
         "model_provider": "gprochat",
@@ -75,7 +74,6 @@ async def test_sync_async_parity(llm: ChatGPROChat) -> None:
     sync_stream = "".join(str(c.content) for c in llm.stream(conversation))
     async_stream = "".join([str(c.content) async for c in llm.astream(conversation)])
     expected = expected_echo(conversation)
-    assert expected == ("Echo · turn 2 · «second ✓» ✓")
     assert [sync_text, async_text, sync_stream, async_stream] == [expected] * 4
 
 

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from langchain_gprochat.protocol import DEFAULT_SECRET_KEY, sign
-from langchain_gprochat.server import GPROChatServer
+from langchain_gprochat.protocol import DEFAULT_SECRET_KEY, Turn, sign
+from langchain_gprochat.server import GPROChatServer, echo_reply
 from langchain_gprochat.server.validation import (
     HISTORY_MESSAGE,
     PASSWORD_MESSAGE,
@@ -167,7 +167,7 @@ def test_server_still_serves_after_fuzzing(client: Client, server: GPROChatServe
         "sign": sign(1, "still there? ✓", DEFAULT_SECRET_KEY),
     }
     status, answer = client.post(json.dumps(body, ensure_ascii=False).encode())
-    assert (status, answer.decode()) == (200, "Echo · turn 1 · «still there? ✓» ✓")
+    assert (status, answer.decode()) == (200, echo_reply([Turn.model_validate(turns[0])]))
     assert all(400 <= status < 500 or status == 200 for status in server.stats.statuses)
     assert server.stats.active_streams == 0
 

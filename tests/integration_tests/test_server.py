@@ -200,7 +200,6 @@ async def test_success_streams_the_echo_as_plain_utf8(
     status, body, response = await generate(session, server, payload(("user", "Привет, мир 🌍")))
     assert status == 200
     assert body == echo_bytes("Привет, мир 🌍")
-    assert body.decode() == "Echo · turn 1 · «Привет, мир 🌍» ✓"
     assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
     assert "Content-Length" not in response.headers
     assert response.headers["Transfer-Encoding"] == "chunked"
@@ -224,7 +223,10 @@ async def test_echo_counts_user_turns(
 ) -> None:
     body = payload(("user", "Hi"), ("model", "Hello!"), ("user", "Tell me a joke"))
     status, answer, _ = await generate(session, server, body)
-    assert (status, answer.decode()) == (200, "Echo · turn 2 · «Tell me a joke» ✓")
+    assert (status, answer) == (
+        200,
+        echo_reply([user("Hi"), model("Hello!"), user("Tell me a joke")]).encode(),
+    )
 
 
 async def test_request_built_like_the_gpt4free_provider(
@@ -247,7 +249,7 @@ async def test_request_built_like_the_gpt4free_provider(
         session, f"{server.url}/api/generate", json.dumps(data).encode(), headers
     )
     assert status == 200
-    assert body.decode() == f"Echo · turn 1 · «{prompt}» ✓"
+    assert body == echo_bytes(prompt)
 
 
 @pytest.mark.parametrize(

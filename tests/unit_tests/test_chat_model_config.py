@@ -13,6 +13,7 @@ from langchain_gprochat.errors import (
     BadRequestError,
     PayloadTooLargeError,
     RateLimitError,
+    RedirectError,
     ServerError,
     StreamInterruptedError,
     status_error,
@@ -242,9 +243,29 @@ def test_status_error_classes_and_messages() -> None:
     sig = status_error(401, "Invalid signature.", url=url)
     assert isinstance(sig, AuthenticationError)
     assert sig.reason == "signature"
-    assert "GPROCHAT_SECRET_KEY" in str(sig)
+    assert str(sig) == (
+        "401 from http://127.0.0.1:1/api/generate: Invalid signature. (the request "
+        "signature was refused: set `secret_key` (or GPROCHAT_SECRET_KEY) to the "
+        "deployment's PUBLIC_SECRET_KEY)"
+    )
     assert isinstance(status_error(400, "x", url=url), BadRequestError)
-    assert isinstance(status_error(413, "x", url=url), PayloadTooLargeError)
+    too_large = status_error(413, "too big", url=url)
+    assert isinstance(too_large, PayloadTooLargeError)
+    assert str(too_large) == (
+        "413 from http://127.0.0.1:1/api/generate: too big (shorten the conversation or "
+        "set `max_history_messages`)"
+    )
+    down = status_error(503, "down", url=url)
+    assert str(down) == (
+        "503 from http://127.0.0.1:1/api/generate: down (the server failed; retried up to "
+        "`max_retries` times)"
+    )
+    moved = RedirectError(302, "it leads to another host", url=url, location="https://x.test/")
+    assert str(moved) == (
+        "302 from http://127.0.0.1:1/api/generate: redirect to https://x.test/ (it leads "
+        "to another host; the request was not re-sent. If that is the deployment, set "
+        "`base_url` to it)"
+    )
     limited = status_error(429, "slow down", url=url, retry_after=3.0)
     assert isinstance(limited, RateLimitError)
     assert limited.retry_after == 3.0

@@ -14,6 +14,7 @@ from langchain_core.messages import (
 )
 
 from langchain_gprochat._convert import messages_to_prompt, messages_to_turns
+from langchain_gprochat._tools import TOOL_ERROR_TEMPLATE, TOOL_RESULT_TEMPLATE
 from langchain_gprochat.protocol import (
     DEFAULT_SECRET_KEY,
     GenerateRequest,
@@ -176,7 +177,9 @@ def test_tool_calls_and_results_render_as_text() -> None:
         ),
         (
             "user",
-            "[Tool result] get_weather (call c1):\n18°C\n\n[Tool error] other (call c2):\nboom",
+            TOOL_RESULT_TEMPLATE.format(name="get_weather", id="c1", content="18°C")
+            + "\n\n"
+            + TOOL_ERROR_TEMPLATE.format(name="other", id="c2", content="boom"),
         ),
     ]
 
@@ -192,7 +195,7 @@ def test_function_and_chat_messages() -> None:
     assert _pairs(turns) == [
         ("user", "u"),
         ("model", "a"),
-        ("user", "[Tool result] f (call f):\nr"),
+        ("user", TOOL_RESULT_TEMPLATE.format(name="f", id="f", content="r")),
     ]
     with pytest.raises(ValueError, match="ChatMessage role 'critic' is not supported"):
         messages_to_turns([ChatMessage(role="critic", content="x")])

@@ -310,11 +310,14 @@ def test_instructions_agree_with_protocol() -> None:
     assert [turn.role for turn in turns] == ["user", "model", "user"]
     history = turns[1].parts[0].text
     assert history == f"Let me check.\n{CALL}"
-    assert turns[2].parts[0].text == "[Tool result] get_weather (call call_0):\nsunny"
+    assert turns[2].parts[0].text == TOOL_RESULT_TEMPLATE.format(
+        name="get_weather", id="call_0", content="sunny"
+    )
     assert parse(history) == ParsedReply(content="Let me check.", tool_calls=[weather()])
-    # The prefixes the instructions announce are those of the protocol's templates.
-    assert TOOL_RESULT_TEMPLATE.startswith("[Tool result] {name} (call {id}):")
-    assert TOOL_ERROR_TEMPLATE.startswith("[Tool error] {name} (call {id}):")
+    # The templates, pinned here once (elsewhere tests format them): the prefixes are
+    # those the instructions announce.
+    assert TOOL_RESULT_TEMPLATE == "[Tool result] {name} (call {id}):\n{content}"
+    assert TOOL_ERROR_TEMPLATE == "[Tool error] {name} (call {id}):\n{content}"
 
 
 # --- parse_tool_reply: accepted forms ----------------------------------------------------
