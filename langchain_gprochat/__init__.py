@@ -3,8 +3,9 @@
 ``import langchain_gprochat`` loads the exception classes only (with
 ``langchain_core.exceptions``, whose ``ModelError`` family they belong to). The chat
 model (and with it the rest of langchain-core and aiohttp) loads on first access to
-``langchain_gprochat.ChatGPROChat``; the local server lives in
-:mod:`langchain_gprochat.server`, imported on demand.
+``langchain_gprochat.ChatGPROChat``; ``discover``, ``adiscover``, ``Deployment`` and
+``DiscoveryLimits`` (:mod:`langchain_gprochat.discovery`) likewise on first access; the
+local server lives in :mod:`langchain_gprochat.server`, imported on demand.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from langchain_gprochat.errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    DiscoveryError,
     GPROChatError,
     PayloadTooLargeError,
     RateLimitError,
@@ -28,6 +30,10 @@ from langchain_gprochat.errors import (
 
 if TYPE_CHECKING:
     from langchain_gprochat.chat_models import ChatGPROChat
+    from langchain_gprochat.discovery import Deployment, DiscoveryLimits, adiscover, discover
+
+_DISCOVERY = frozenset({"Deployment", "DiscoveryLimits", "adiscover", "discover"})
+"""Names loaded from :mod:`langchain_gprochat.discovery` on first access."""
 
 
 def __getattr__(name: str) -> Any:
@@ -35,6 +41,10 @@ def __getattr__(name: str) -> Any:
         from langchain_gprochat.chat_models import ChatGPROChat
 
         return ChatGPROChat
+    if name in _DISCOVERY:
+        from langchain_gprochat import discovery
+
+        return getattr(discovery, name)
     if name == "__version__":
         from importlib import metadata
 
@@ -52,6 +62,9 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ChatGPROChat",
+    "Deployment",
+    "DiscoveryError",
+    "DiscoveryLimits",
     "GPROChatError",
     "PayloadTooLargeError",
     "RateLimitError",
@@ -60,4 +73,6 @@ __all__ = [
     "StreamInterruptedError",
     "UnexpectedResponseError",
     "__version__",
+    "adiscover",
+    "discover",
 ]

@@ -65,7 +65,12 @@ class GPROChatFields(BaseChatModel):
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True, extra="forbid")
 
     model: str = Field(default="gemini-1.5-pro", alias="model_name")
-    """A label for metadata and tracing; the deployment decides the real model."""
+    """A label for metadata and tracing; the deployment decides the real model.
+
+    A per-call ``model=`` (``llm.invoke(..., model="x")``) is also sent in the request
+    body as ``model``: the upstream ignores it, and ``gprochat-server`` with named
+    backends answers with the backend of that name.
+    """
 
     base_url: str = Field(
         default_factory=from_env("GPROCHAT_BASE_URL", default=DEFAULT_BASE_URL),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from langchain_gprochat._urls import redact_url
 from langchain_gprochat.protocol import GENERATE_PATH
 
 __all__ = ["Sessions", "TransportSettings"]
@@ -41,6 +42,16 @@ class TransportSettings:
     ssl_context: ssl.SSLContext | None = None
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     max_connections: int = 100
+
+    def __repr__(self) -> str:
+        """The settings without secrets: credentials in ``base_url`` hidden, no proxy or headers."""
+        shown = {
+            name: getattr(self, name)
+            for name in self.__dataclass_fields__
+            if self.__dataclass_fields__[name].repr
+        }
+        shown["base_url"] = redact_url(self.base_url)
+        return f"TransportSettings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     @property
     def url(self) -> str:

@@ -53,6 +53,7 @@ import aiohttp
 
 from langchain_gprochat._decode import Decoder, Delivered, read, read_bounded, timeout_at
 from langchain_gprochat._sessions import Sessions, TransportSettings
+from langchain_gprochat._status import status_error
 from langchain_gprochat._urls import MAX_REDIRECTS, REDIRECT_STATUSES, redact_url, redirect_target
 from langchain_gprochat.errors import (
     ERROR_BODY_MAX,
@@ -65,7 +66,6 @@ from langchain_gprochat.errors import (
     StreamInterruptedError,
     TimeoutKind,
     UnexpectedResponseError,
-    status_error,
 )
 from langchain_gprochat.protocol import INTERRUPTION_MARKER, parse_error_body
 

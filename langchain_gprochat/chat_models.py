@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LanguageModelInput
@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from langchain_gprochat._client import Client
 from langchain_gprochat._config import GPROChatFields
@@ -25,6 +25,8 @@ from langchain_gprochat._urls import redact_url
 from langchain_gprochat.protocol import GENERATION_SETTINGS, RequestEncoder, Turn
 
 __all__ = ["ChatGPROChat"]
+
+_M = TypeVar("_M", bound="ChatGPROChat")
 
 
 class ChatGPROChat(GPROChatFields):
@@ -247,6 +249,36 @@ class ChatGPROChat(GPROChatFields):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    @classmethod
+    def from_deployment(
+        cls: type[_M], base_url: str, password: str | SecretStr | None = None, **kwargs: Any
+    ) -> _M:
+        """A model for the GeminiProChat deployment at ``base_url``, read from its page.
+
+        Discovers the deployment's ``secret_key``, ``max_history_messages`` and the
+        ``origin``/``referer`` headers of its web client (see
+        :func:`langchain_gprochat.discover`) with this model's timeouts, proxy and TLS
+        settings; ``discovery_timeout`` (default 60 s) bounds the discovery. Arguments
+        given in ``kwargs`` win over what was discovered.
+
+        Raises:
+            DiscoveryError: the page's settings could not be read, or the deployment
+                requires a password that was not given (``password`` or
+                ``GPROCHAT_PASSWORD``) or refused it.
+        """
+        from langchain_gprochat._deploy import from_deployment
+
+        return from_deployment(cls, base_url, password, kwargs)
+
+    @classmethod
+    async def afrom_deployment(
+        cls: type[_M], base_url: str, password: str | SecretStr | None = None, **kwargs: Any
+    ) -> _M:
+        """Async :meth:`from_deployment`."""
+        from langchain_gprochat._deploy import afrom_deployment
+
+        return await afrom_deployment(cls, base_url, password, kwargs)
+
     # -- request building -----------------------------------------------------------
 
     def _turns(self, messages: Sequence[BaseMessage]) -> list[Turn]:
@@ -255,7 +287,10 @@ class ChatGPROChat(GPROChatFields):
         return messages_to_turns(messages, max_history_messages=self.max_history_messages)
 
     def _body_factory(
-        self, messages: Sequence[BaseMessage], generation: Mapping[str, Any]
+        self,
+        messages: Sequence[BaseMessage],
+        generation: Mapping[str, Any],
+        model: str | None = None,
     ) -> Callable[[], bytes]:
         turns = self._turns(messages)  # raises ValueError before any I/O
         encoder = RequestEncoder(
@@ -263,6 +298,7 @@ class ChatGPROChat(GPROChatFields):
             password=None if self.password is None else self.password.get_secret_value(),
             secret_key=self.secret_key.get_secret_value(),
             generation_config={GENERATION_SETTINGS[k]: v for k, v in generation.items()},
+            model=model,
         )
         return lambda: encoder.encode(time.time_ns() // 1_000_000)
 
@@ -270,7 +306,10 @@ class ChatGPROChat(GPROChatFields):
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> Call:
         kwargs = dict(kwargs)
-        model_name = kwargs.pop("model", None) or self.model
+        override = kwargs.pop("model", None)  # sent as the body's "model", see MODEL_FIELD
+        if override is not None and not isinstance(override, str):
+            raise TypeError(f"model must be a string, got {type(override).__name__}")
+        model_name = override or self.model
         if "max_output_tokens" in kwargs:
             kwargs.setdefault("max_tokens", kwargs.pop("max_output_tokens"))
         generation = self._generation(
@@ -279,7 +318,7 @@ class ChatGPROChat(GPROChatFields):
         messages, tool_names = apply_tools(messages, kwargs)
         check_call_arguments(kwargs)
         assembler = Assembler(model_name, stop if stop is not None else self.stop, tool_names)
-        body = self._body_factory(messages, generation)
+        body = self._body_factory(messages, generation, override or None)
         check = confirmation(redact_url(self.base_url), generation, self._unconfirmed)
         return Call(body, assembler, check)
 

@@ -18,6 +18,7 @@ GPROChatError [ModelError]
 ├── APITimeoutError          [ModelTimeoutError]     a timeout fired (also ``TimeoutError``)
 ├── StreamInterruptedError   [ModelAPIError]         the answer broke off mid-stream
 ├── UnexpectedResponseError  [ModelAPIError]         a 200 answer that is an HTML page
+├── DiscoveryError                                   a deployment's page did not tell its settings
 └── APIStatusError           [ModelError]            an error status
     ├── RedirectError                                3xx not followed
     ├── BadRequestError      [ModelInvalidRequestError]   400
@@ -33,8 +34,7 @@ GPROChatError [ModelError]
 
 from __future__ import annotations
 
-import re
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from langchain_core.exceptions import (
     ContextOverflowError,
@@ -49,13 +49,25 @@ from langchain_core.exceptions import (
     ModelTimeoutError,
 )
 
+from langchain_gprochat._error_text import (
+    ERROR_BODY_MAX,
+    SHOWN_MESSAGE_MAX,
+    html_title,
+    shown_text,
+)
+
 __all__ = [
+    "ERROR_BODY_MAX",
+    "RETRY_STATUSES",
+    "SHOWN_MESSAGE_MAX",
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
     "ContextOverflowStatusError",
+    "DiscoveryError",
+    "DiscoveryReason",
     "GPROChatError",
     "NotFoundError",
     "PayloadTooLargeError",
@@ -66,27 +78,26 @@ __all__ = [
     "StreamInterruptedError",
     "TimeoutKind",
     "UnexpectedResponseError",
+    "shown_text",
 ]
 
 TimeoutKind = Literal["connect", "first_byte", "between_chunks", "total"]
 
-SHOWN_MESSAGE_MAX = 500
-"""Characters of a server's message shown in an exception's text; the rest is noted."""
-
-ERROR_BODY_MAX = 16 * 1024
-"""Bytes of an error body (after decompression) that the client reads at most."""
+DiscoveryReason = Literal[
+    "page_status",
+    "not_html",
+    "page_too_large",
+    "redirect",
+    "no_scripts",
+    "no_signing_code",
+    "key_not_literal",
+    "ambiguous_key",
+    "password_required",
+    "password_refused",
+]
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 """Statuses retried with backoff; 400, 401 and 413 never are."""
-
-CONTEXT_OVERFLOW = re.compile(
-    r"input token count .{0,40}exceeds the maximum number of tokens"
-    r"|exceeds the maximum number of tokens allowed"
-    r"|context (?:length|window) (?:exceeded|is too long)",
-    re.IGNORECASE,
-)
-"""How a server says the input is too long (Gemini's wording first): "The input token
-count (1200293) exceeds the maximum number of tokens allowed (1048576)."."""
 
 
 class GPROChatError(ModelError):
@@ -310,7 +321,8 @@ class ContextOverflowStatusError(APIStatusError, ContextOverflowError):
     """The server says the input is longer than its model takes (any status).
 
     Raised instead of the status's own class where the message matches
-    :data:`CONTEXT_OVERFLOW`; never retried, since the same input would fail again.
+    Gemini's wording ("The input token count (…) exceeds the maximum number of tokens
+    allowed (…)"); never retried, since the same input would fail again.
     """
 
     hint = "the conversation is too long for the model; shorten it or set `max_history_messages`"
@@ -354,7 +366,7 @@ class UnexpectedResponseError(GPROChatError, ModelAPIError):
     """
 
     def __init__(self, status_code: int, content_type: str, preview: str, *, url: str) -> None:
-        title = _html_title(preview)
+        title = html_title(preview)
         what = f"an HTML page titled {title!r}" if title else "an HTML page"
         super().__init__(
             f"{status_code} from {url} is {what} ({content_type}), not a gprochat answer: "
@@ -368,51 +380,61 @@ class UnexpectedResponseError(GPROChatError, ModelAPIError):
         self.is_retryable = False
 
 
-def _html_title(html: str) -> str:
-    lowered = html.lower()
-    start = lowered.find("<title")
-    start = lowered.find(">", start) + 1 if start != -1 else -1
-    end = lowered.find("</title>", start) if start > 0 else -1
-    return " ".join(html[start:end].split())[:120] if end != -1 else ""
+_SET_KEY_BY_HAND = (
+    "To connect anyway, give the deployment's PUBLIC_SECRET_KEY by hand: "
+    "ChatGPROChat(base_url=..., secret_key=...) (or GPROCHAT_SECRET_KEY, or "
+    "`gprochat ... --secret-key`); an empty string if it set none"
+)
+_SET_PASSWORD = (
+    "Set `password` (or GPROCHAT_PASSWORD, or `gprochat ... --password`) to the site password"
+)
+_SHOWN_FINDINGS = 8
 
 
-def shown_text(server_message: str, body_truncated: bool = False) -> str:
-    """A server's message as an exception shows it: bounded, with a note when cut."""
-    if not server_message:
-        return "(empty body)"
-    shown = server_message
-    notes: list[str] = []
-    if len(shown) > SHOWN_MESSAGE_MAX:
-        notes.append(f"{len(shown) - SHOWN_MESSAGE_MAX} more characters in `server_message`")
-        shown = shown[:SHOWN_MESSAGE_MAX]
-    if body_truncated:
-        notes.append(f"the body was longer than {ERROR_BODY_MAX} bytes; only those were read")
-    return f"{shown} [cut: {'; '.join(notes)}]" if notes else shown
+class DiscoveryError(GPROChatError):
+    """``discover`` could not read a deployment's settings from its page.
 
+    The message says what was found, what was missing, and how to set ``secret_key``
+    (or, for the two password reasons, ``password``) by hand.
 
-_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
-    400: BadRequestError,
-    401: AuthenticationError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    413: PayloadTooLargeError,
-    429: RateLimitError,
-}
-
-
-def status_error(
-    status_code: int, server_message: str, *, url: str, **details: Any
-) -> APIStatusError:
-    """Build the :class:`APIStatusError` subclass that matches ``status_code``.
-
-    ``details`` are the other keyword arguments of :class:`APIStatusError`
-    (``server_code``, ``retry_after``, ``body_truncated``).
+    Attributes:
+        reason: ``"page_status"`` (the page answered an error status),
+            ``"not_html"``, ``"page_too_large"``, ``"redirect"`` (one that was not
+            followed: to another origin, or too many), ``"no_scripts"`` (the page loads
+            none), ``"no_signing_code"`` (no script holds the signing template
+            literal), ``"key_not_literal"`` (it does, but the key is computed when the
+            page runs), ``"ambiguous_key"`` (several different keys),
+            ``"password_required"`` (no password was given) or ``"password_refused"``.
+        url: the page's URL (credentials hidden).
+        found: what was found, one short phrase each.
+        missing: what was looked for and not found.
+        location: where a refused redirect pointed (``""`` otherwise).
     """
-    cls: type[APIStatusError]
-    if CONTEXT_OVERFLOW.search(server_message):
-        cls = ContextOverflowStatusError
-    elif status_code >= 500:
-        cls = ServerError
-    else:
-        cls = _STATUS_CLASSES.get(status_code, APIStatusError)
-    return cls(status_code, server_message, url=url, **details)
+
+    def __init__(
+        self,
+        reason: DiscoveryReason,
+        detail: str,
+        *,
+        url: str,
+        found: tuple[str, ...] = (),
+        missing: tuple[str, ...] = (),
+        location: str = "",
+    ) -> None:
+        parts = [f"could not discover the GeminiProChat deployment at {url}: {detail}."]
+        if found:
+            shown = list(found[:_SHOWN_FINDINGS])
+            if len(found) > _SHOWN_FINDINGS:
+                shown.append(f"{len(found) - _SHOWN_FINDINGS} more")
+            parts.append(f"Found: {'; '.join(shown)}.")
+        if missing:
+            parts.append(f"Missing: {'; '.join(missing)}.")
+        password = reason in ("password_required", "password_refused")
+        parts.append(f"{_SET_PASSWORD if password else _SET_KEY_BY_HAND}.")
+        super().__init__(" ".join(parts))
+        self.reason: DiscoveryReason = reason
+        self.url = url
+        self.found = found
+        self.missing = missing
+        self.location = location
+        self.is_retryable = False

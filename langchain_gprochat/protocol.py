@@ -23,6 +23,7 @@ __all__ = [
     "GENERATION_CONFIG",
     "GENERATION_SETTINGS",
     "INTERRUPTION_MARKER",
+    "MODEL_FIELD",
     "GenerateRequest",
     "Part",
     "RequestEncoder",
@@ -44,6 +45,10 @@ AUTH_PATH = "/api/auth"
 
 GENERATION_CONFIG = "generationConfig"
 """Optional body field (an extension, see below) carrying the sampling settings."""
+
+MODEL_FIELD = "model"
+"""Optional body field (an extension the upstream ignores) naming the server's backend;
+``gprochat-server`` with named backends answers with the one it names."""
 
 GENERATION_SETTINGS = {
     "temperature": "temperature",
@@ -143,8 +148,9 @@ class RequestEncoder:
     so a retry is signed with a new timestamp at almost no cost. The bytes are the
     upstream web client's (compact JSON, UTF-8, lone surrogates as U+FFFD). A
     ``generation_config`` (Gemini's names, see :data:`GENERATION_SETTINGS`) adds a
-    ``generationConfig`` object after ``sign``; without one the body is exactly the
-    upstream web client's.
+    ``generationConfig`` object after ``sign``, and a ``model`` (a server's backend name,
+    see :data:`MODEL_FIELD`) comes last; without them the body is exactly the upstream
+    web client's.
     """
 
     __slots__ = ("_head", "_last_text", "_secret_key", "_tail", "_trailer")
@@ -156,15 +162,16 @@ class RequestEncoder:
         password: str | None,
         secret_key: str,
         generation_config: dict[str, float | int] | None = None,
+        model: str | None = None,
     ) -> None:
         if not turns:
             raise ValueError("cannot build a request without messages")
         self._head = '{"messages":' + _json(_wire_messages(turns)) + ',"time":'
         password = None if password is None else well_formed(password)
         self._tail = ',"pass":' + _json(password) + ',"sign":"'
-        self._trailer = (
-            f',"{GENERATION_CONFIG}":{_json(generation_config)}}}' if generation_config else "}"
-        )
+        config = f',"{GENERATION_CONFIG}":{_json(generation_config)}' if generation_config else ""
+        named = "" if model is None else f',"{MODEL_FIELD}":{_json(well_formed(model))}'
+        self._trailer = f"{config}{named}}}"
         self._last_text = turn_text(turns[-1])
         self._secret_key = secret_key
 

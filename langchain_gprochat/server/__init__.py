@@ -37,6 +37,8 @@ from langchain_gprochat.server.faults import (
     filler_text,
     parse_fault,
 )
+from langchain_gprochat.server.gemini import GeminiConfig, gemini_backend
+from langchain_gprochat.server.routing import BackendRoutes, load_backends
 from langchain_gprochat.server.runner import GPROChatServer
 from langchain_gprochat.server.settings import (
     DEFAULT_BODY_TIMEOUT,
@@ -65,11 +67,13 @@ __all__ = [
     "FAULT_HEADER",
     "STATE_KEY",
     "Backend",
+    "BackendRoutes",
     "ChatModelBackend",
     "EchoBackend",
     "Fault",
     "FaultError",
     "GPROChatServer",
+    "GeminiConfig",
     "ScriptExhaustedError",
     "ScriptedBackend",
     "ServerSettings",
@@ -79,6 +83,8 @@ __all__ = [
     "echo_chunks",
     "echo_reply",
     "filler_text",
+    "gemini_backend",
     "load_backend",
+    "load_backends",
     "parse_fault",
 ]

@@ -8,10 +8,17 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 
 from langchain_gprochat.protocol import DEFAULT_SECRET_KEY
-from langchain_gprochat.server.backends import Backend, load_backend
+from langchain_gprochat.server.env import (
+    max_history_from_env,
+    passwords_from_env,
+    secret_key_from_env,
+    split_passwords,
+)
+from langchain_gprochat.server.routing import load_backends
 from langchain_gprochat.server.runner import GPROChatServer
 from langchain_gprochat.server.settings import (
     DEFAULT_BODY_TIMEOUT,
@@ -20,16 +27,44 @@ from langchain_gprochat.server.settings import (
     DEFAULT_MAX_BODY,
     DEFAULT_MAX_BODY_MEMORY,
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HISTORY_MESSAGES,
     ServerSettings,
 )
 
-__all__ = ["DEFAULT_PORT", "build_parser", "main", "settings_from_args"]
+__all__ = ["DEFAULT_PORT", "build_parser", "main", "server_from_args", "settings_from_args"]
 
 DEFAULT_PORT = 3000
 """The port of the upstream's Docker image."""
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+"""The format of the server's log lines (on standard error)."""
+
 _SECRET_ENV = "GPROCHAT_SECRET_KEY"
 _PASSWORDS_ENV = "GPROCHAT_SERVER_PASSWORDS"
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _package_version() -> str:
+    try:
+        return version("langchain-gprochat")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
+
+
+def _history_limit(value: str) -> int:
+    """A message count for ``--max-history-messages``: a whole number, at least 1."""
+    count = int(value)
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {count}")
+    return count
+
+
+def _workers(value: str) -> int:
+    """A count of worker processes: a whole number, at least 1."""
+    count = int(value)
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {count}")
+    return count
 
 
 def _limit(value: str) -> float | None:
@@ -98,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--secret-key",
         default=None,
         help=f"PUBLIC_SECRET_KEY that requests are signed with; '' for none (default: "
-        f"${_SECRET_ENV}, else gprochat.com's key)",
+        f"${_SECRET_ENV}, else $PUBLIC_SECRET_KEY, else gprochat.com's key)",
     )
     add(
         "--password",
@@ -106,13 +141,32 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="PASSWORD",
         help=f"accepted site password; repeatable, and comma-separated lists are split "
-        f"(default: ${_PASSWORDS_ENV}, comma-separated; none: no password required)",
+        f"(default: ${_PASSWORDS_ENV}, else $SITE_PASSWORD, comma-separated; none: no "
+        f"password required)",
     )
     add(
         "--backend",
-        default="echo",
-        help="'echo' or 'module:attribute' naming a chat model, a backend or a factory "
-        "(default: %(default)s)",
+        action="append",
+        default=None,
+        metavar="[NAME=]SPEC",
+        help="'echo', 'gemini' (from $GEMINI_API_KEY, $GEMINI_MODEL_NAME, $API_BASE_URL), "
+        "'gemini/MODEL' or 'module:attribute' naming a chat model, a backend or a factory; "
+        "repeat as NAME=SPEC for several, picked by a request's 'model', the first by "
+        "default (default: echo)",
+    )
+    add(
+        "--max-history-messages",
+        type=_history_limit,
+        default=None,
+        metavar="N",
+        help=f"most messages the chat page sends (default: $PUBLIC_MAX_HISTORY_MESSAGES, "
+        f"else {DEFAULT_MAX_HISTORY_MESSAGES})",
+    )
+    add(
+        "--no-page",
+        dest="page",
+        action="store_false",
+        help="do not serve the chat page at / (the API only)",
     )
     add(
         "--max-body",
@@ -144,29 +198,58 @@ def build_parser() -> argparse.ArgumentParser:
         help="time running answers get to finish on exit (default: %(default)s)",
     )
     add(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="server processes; more than 1 runs them under gunicorn (POSIX only: "
+        "pip install 'langchain-gprochat[workers]') (default: %(default)s)",
+    )
+    add(
         "--log-level",
         default="info",
-        choices=["debug", "info", "warning", "error"],
-        help="logging level (default: %(default)s)",
+        type=str.lower,
+        choices=_LOG_LEVELS,
+        help="logging level, any case (default: %(default)s)",
     )
+    add("--version", action="version", version=f"%(prog)s {_package_version()}")
     return parser
 
 
 def _passwords(args: argparse.Namespace) -> tuple[str, ...]:
-    given: Sequence[str] = args.password or [os.environ.get(_PASSWORDS_ENV, "")]
-    return tuple(p for value in given for p in value.split(",") if p)
+    if args.password:
+        return tuple(p for value in args.password for p in split_passwords(value))
+    return passwords_from_env(os.environ) or ()
+
+
+def _max_history(args: argparse.Namespace) -> int:
+    if args.max_history_messages is not None:
+        return int(args.max_history_messages)
+    return max_history_from_env(os.environ) or DEFAULT_MAX_HISTORY_MESSAGES
 
 
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
-    """Build the settings from parsed arguments and the environment."""
+    """Build the settings from parsed arguments and the environment.
+
+    Each setting comes from its flag, else the server's ``GPROCHAT_`` variable, else
+    the upstream app's variable (see :mod:`~langchain_gprochat.server.env`), else its
+    default.
+
+    Raises:
+        ValueError: a setting is invalid (``PUBLIC_MAX_HISTORY_MESSAGES`` included).
+    """
     secret = args.secret_key
     if secret is None:
-        secret = os.environ.get(_SECRET_ENV, DEFAULT_SECRET_KEY)
+        secret = secret_key_from_env(os.environ)
+    if secret is None:
+        secret = DEFAULT_SECRET_KEY
     return ServerSettings(
         host=args.host,
         port=args.port,
         secret_key=secret,
         passwords=_passwords(args),
+        max_history_messages=_max_history(args),
+        page=args.page,
         max_body=args.max_body,
         max_clock_skew=args.max_clock_skew,
         enable_faults=args.enable_faults,
@@ -177,6 +260,20 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         max_connections=args.max_connections,
         max_body_memory=args.max_body_memory,
     )
+
+
+def server_from_args(args: argparse.Namespace) -> GPROChatServer:
+    """The server that ``args`` and the environment describe, not yet started.
+
+    Every worker of ``--workers N`` builds its own from the same arguments (see
+    :mod:`~langchain_gprochat.server.workers`).
+
+    Raises:
+        ValueError: bad settings, or a backend that cannot be loaded.
+    """
+    settings = settings_from_args(args)
+    backends = load_backends(args.backend or ["echo"])
+    return GPROChatServer(settings, backends, shutdown_timeout=args.shutdown_timeout)
 
 
 async def _serve(server: GPROChatServer) -> None:
@@ -220,17 +317,21 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=LOG_FORMAT,
         stream=sys.stderr,
     )
     _put_cwd_on_path()
     try:
-        settings = settings_from_args(args)
-        backend: Backend = load_backend(args.backend)
+        server = server_from_args(args)
     except ValueError as exc:
         print(f"gprochat-server: {exc}", file=sys.stderr)
         return 2
-    server = GPROChatServer(settings, backend, shutdown_timeout=args.shutdown_timeout)
+    if args.workers > 1:
+        from langchain_gprochat.server.workers import run_workers
+
+        given = sys.argv[1:] if argv is None else argv
+        return run_workers(server, given, workers=args.workers, log_level=args.log_level)
+    settings = server.settings
     try:
         asyncio.run(_serve(server))
     except KeyboardInterrupt:

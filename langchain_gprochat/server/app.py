@@ -1,7 +1,8 @@
 """The aiohttp application of the local gprochat-compatible server.
 
-Routes: ``POST /api/generate`` (the answer, streamed) and ``POST /api/auth`` (password
-check). Handlers validate (:mod:`~langchain_gprochat.server.validation`), then delegate
+Routes: ``POST /api/generate`` (the answer, streamed), ``POST /api/auth`` (password
+check), ``GET /api/models`` (the backends' names) and ``GET /healthz`` (for load
+balancers). Handlers validate (:mod:`~langchain_gprochat.server.validation`), then delegate
 to the backend and the stream writer (:mod:`~langchain_gprochat.server.streaming`).
 """
 
@@ -11,6 +12,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Mapping
 
 from aiohttp import HttpVersion11, web
 from aiohttp.typedefs import Handler
@@ -26,7 +28,9 @@ from langchain_gprochat.server.faults import (
     parse_fault,
 )
 from langchain_gprochat.server.generation import parse_generation_config
+from langchain_gprochat.server.page import add_page_routes
 from langchain_gprochat.server.quiet_log import stack_summary
+from langchain_gprochat.server.routing import MODELS_PATH, BackendRoutes
 from langchain_gprochat.server.settings import ServerSettings
 from langchain_gprochat.server.state import STATE_KEY, ServerState
 from langchain_gprochat.server.streaming import (
@@ -43,12 +47,15 @@ from langchain_gprochat.server.validation import (
     password_ok,
 )
 
-__all__ = ["ERROR_CONTENT_TYPE", "create_app", "error_response"]
+__all__ = ["ERROR_CONTENT_TYPE", "HEALTH_PATH", "create_app", "error_response"]
 
 logger = logging.getLogger("langchain_gprochat.server")
 
 ERROR_CONTENT_TYPE = "text/plain;charset=UTF-8"
 """The content type of JSON error bodies, as upstream sends them."""
+
+HEALTH_PATH = "/healthz"
+"""The health check: 200 ``{"status":"ok"}``, 503 ``{"status":"closing"}`` on shutdown."""
 
 _SETTINGS_FAULT_KEY = "\x00settings"
 
@@ -140,13 +147,14 @@ async def _generate(request: web.Request, state: ServerState) -> web.StreamRespo
             max_clock_skew=settings.max_clock_skew,
         )
         generation = _generation(body)
+        backend = state.pick_backend(body)
     except Rejected as exc:
         if expects_continue(request):  # no body was invited: do not wait for one
             stop_reading(request)
         return _rejection(exc)
     if fault is not None:
         fault = state.ledger.take(key, fault)
-    return await _deliver(request, state, generate.messages, fault, generation)
+    return await _deliver(request, state, backend, generate.messages, fault, generation)
 
 
 def _generation(body: dict[str, object]) -> dict[str, float | int]:
@@ -172,6 +180,7 @@ def _configured(
 async def _deliver(
     request: web.Request,
     state: ServerState,
+    backend: Backend,
     turns: list[Turn],
     fault: Fault | None,
     generation: dict[str, float | int],
@@ -181,7 +190,7 @@ async def _deliver(
     if fault is not None and fault.status is not None:
         body = DEFAULT_FAULT_BODY if fault.body is None else fault.body
         return _text_response(fault.status, body.encode("utf-8", "replace"), fault.retry_after)
-    backend, headers = _configured(state.backend, generation)
+    backend, headers = _configured(backend, generation)
     source = answer_source(backend, turns, fault)
     try:
         first = await anext(source, None)
@@ -205,11 +214,34 @@ async def handle_auth(request: web.Request) -> web.Response:
     return _text_response(200, _json({"code": code}))
 
 
+def _json_response(status: int, data: object) -> web.Response:
+    return web.Response(
+        status=status, body=_json(data), content_type="application/json", charset="utf-8"
+    )
+
+
+async def handle_models(request: web.Request) -> web.Response:
+    """``GET /api/models``: the backends' names, the default first (OpenAI's list shape)."""
+    return _json_response(200, request.app[STATE_KEY].all_routes.listing())
+
+
+async def handle_health(request: web.Request) -> web.Response:
+    """``GET /healthz``: 200 ``{"status":"ok"}``; 503 ``{"status":"closing"}`` on shutdown.
+
+    Holds no setting and no secret, and is not counted in the generate stats.
+    """
+    if request.app[STATE_KEY].closing:
+        return _json_response(503, {"status": "closing"})
+    return _json_response(200, {"status": "ok"})
+
+
 @web.middleware
 async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Log one line per request: method, path, status, latency, body bytes out.
 
     Never logs the body, headers or query string, so no password, signature or text.
+    Health checks are logged at DEBUG, so that a load balancer's polling stays out of
+    the INFO log.
     """
     started = time.perf_counter()
     status, size = 499, 0  # 499: the handler was cancelled (client or shutdown)
@@ -225,7 +257,8 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
         raise
     finally:
         elapsed_ms = (time.perf_counter() - started) * 1000
-        logger.info(
+        logger.log(
+            logging.DEBUG if request.path == HEALTH_PATH else logging.INFO,
             "%s %s %d %.1fms %dB",
             request.method,
             request.rel_url.raw_path,
@@ -253,25 +286,44 @@ async def _mark_closing(app: web.Application) -> None:
     app[STATE_KEY].closing = True
 
 
+def _state(
+    settings: ServerSettings, backend: Backend | Mapping[str, Backend] | None
+) -> ServerState:
+    routes = BackendRoutes.of(backend if backend is not None else EchoBackend())
+    named = routes if routes.named else None
+    return ServerState(settings=settings, backend=routes.default, routes=named)
+
+
 def create_app(
-    settings: ServerSettings | None = None, backend: Backend | None = None
+    settings: ServerSettings | None = None,
+    backend: Backend | Mapping[str, Backend] | None = None,
 ) -> web.Application:
     """Build the server's aiohttp application.
 
     Args:
         settings: how to authenticate and answer; defaults to ``ServerSettings()``.
-        backend: what produces the answers; defaults to :class:`EchoBackend`.
+        backend: what produces the answers; defaults to :class:`EchoBackend`. A mapping
+            of names to backends (or a
+            :class:`~langchain_gprochat.server.routing.BackendRoutes`) serves them all:
+            a request's ``model`` picks one, the first is the default.
 
     Returns:
-        An application with ``POST /api/generate`` and ``POST /api/auth``; its shared
-        state (settings, backend, stats) is ``app[STATE_KEY]``.
+        An application with ``POST /api/generate``, ``POST /api/auth`` and, when
+        ``settings.page`` is on, the chat page (:mod:`~langchain_gprochat.server.page`);
+        its shared state (settings, backend, stats) is ``app[STATE_KEY]``. Also
+        ``GET /api/models`` (the backends' names) and ``GET /healthz``.
+
+    Raises:
+        ValueError: an empty mapping or an invalid backend name.
     """
     settings = settings or ServerSettings()
     app = web.Application(client_max_size=settings.max_body, middlewares=[access_log])
-    app[STATE_KEY] = ServerState(
-        settings=settings, backend=backend if backend is not None else EchoBackend()
-    )
+    app[STATE_KEY] = _state(settings, backend)
     app.on_shutdown.append(_mark_closing)
     app.router.add_post(GENERATE_PATH, handle_generate, expect_handler=expect_handler)
     app.router.add_post(AUTH_PATH, handle_auth, expect_handler=expect_handler)
+    app.router.add_get(MODELS_PATH, handle_models)
+    app.router.add_get(HEALTH_PATH, handle_health)
+    if settings.page:
+        add_page_routes(app)
     return app

@@ -213,7 +213,8 @@ def _resolve(spec: str) -> object:
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise ValueError(
-            f"invalid backend {spec!r}: use 'echo' or 'module:attribute', e.g. 'my_models:backend'"
+            f"invalid backend {spec!r}: use 'echo' or 'module:attribute', e.g. "
+            "'my_models:backend', or 'gemini'"
         )
     target = _import(spec, module_name)
     for name in attribute.split("."):
@@ -253,7 +254,9 @@ def load_backend(spec: str) -> Backend:
     """Build a backend from a spec.
 
     Args:
-        spec: ``"echo"`` for :class:`EchoBackend`, or ``"module:attribute"`` (the
+        spec: ``"echo"`` for :class:`EchoBackend`; ``"gemini"`` (or ``"gemini/MODEL"``)
+            for ``ChatGoogleGenerativeAI`` configured from the upstream app's variables
+            (:mod:`~langchain_gprochat.server.gemini`); or ``"module:attribute"`` (the
             attribute may be dotted) naming a chat model instance (wrapped in
             :class:`ChatModelBackend`), a backend instance, or a zero-argument callable
             that returns either.
@@ -266,6 +269,11 @@ def load_backend(spec: str) -> Backend:
     """
     if spec.strip() == "echo":
         return EchoBackend()
+    kind, _, model = spec.strip().partition("/")
+    if kind == "gemini":
+        from langchain_gprochat.server.gemini import gemini_backend  # the optional extra
+
+        return gemini_backend(model=model or None)
     target = _resolve(spec.strip())
     backend = _as_backend(target)
     if backend is None and callable(target):

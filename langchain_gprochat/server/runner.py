@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import ssl
 import threading
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
@@ -35,7 +36,9 @@ class GPROChatServer:
     Args:
         settings: server settings; defaults to ``ServerSettings()`` (127.0.0.1, a free
             port, the gprochat.com key, no password).
-        backend: what produces the answers; defaults to the echo backend.
+        backend: what produces the answers; defaults to the echo backend. A mapping of
+            names to backends serves them all, picked by a request's ``model`` (see
+            :mod:`~langchain_gprochat.server.routing`).
         ssl_context: serve HTTPS with this context.
         shutdown_timeout: seconds to let running answers finish when stopping, before
             they are cancelled; one deadline for all of them.
@@ -52,7 +55,7 @@ class GPROChatServer:
     def __init__(
         self,
         settings: ServerSettings | None = None,
-        backend: Backend | None = None,
+        backend: Backend | Mapping[str, Backend] | None = None,
         *,
         ssl_context: ssl.SSLContext | None = None,
         shutdown_timeout: float = 5.0,
@@ -102,13 +105,14 @@ class GPROChatServer:
         host = f"[{host}]" if ":" in host else host
         return f"{scheme}://{host}:{self._port}"
 
-    async def start(self) -> None:
-        """Bind and start serving on the running event loop (once per instance)."""
-        if self._used:
-            raise RuntimeError("a GPROChatServer can be started only once; create a new one")
-        self._used = True
+    def make_runner(self) -> GuardedAppRunner:
+        """An aiohttp runner of :attr:`app` that applies the settings' limits, not set up.
+
+        :meth:`start` serves through one; so does each worker of ``--workers N``
+        (gunicorn's aiohttp worker sets it up and binds it to the shared sockets).
+        """
         settings = self.settings
-        runner = GuardedAppRunner(
+        return GuardedAppRunner(
             self.app,
             guard=ConnectionGuard.from_settings(settings, self.stats),
             access_log=None,
@@ -118,6 +122,13 @@ class GPROChatServer:
             keepalive_timeout=settings.keepalive_timeout,
             lingering_time=min(_LINGERING_TIME, settings.body_timeout or _LINGERING_TIME),
         )
+
+    async def start(self) -> None:
+        """Bind and start serving on the running event loop (once per instance)."""
+        if self._used:
+            raise RuntimeError("a GPROChatServer can be started only once; create a new one")
+        self._used = True
+        runner = self.make_runner()
         await runner.setup()
         self._runner = runner
         try:

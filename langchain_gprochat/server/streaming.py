@@ -21,19 +21,32 @@ from langchain_gprochat.server.faults import Fault, filler_chunks
 from langchain_gprochat.server.quiet_log import stack_summary
 from langchain_gprochat.server.state import ServerState
 
-__all__ = ["AnswerResponse", "StreamPlan", "answer_source", "stream_answer"]
+__all__ = [
+    "NO_BUFFERING_HEADER",
+    "AnswerResponse",
+    "StreamPlan",
+    "answer_source",
+    "stream_answer",
+]
 
 logger = logging.getLogger("langchain_gprochat.server")
+
+NO_BUFFERING_HEADER = "X-Accel-Buffering"
+"""Sent as ``no`` with every streamed answer: nginx then does not buffer it."""
 
 _MARKER = INTERRUPTION_MARKER.encode()
 _INVALID_UTF8 = b"\xff\xfe"
 
 
 class AnswerResponse(web.StreamResponse):
-    """A ``text/plain`` streamed answer that counts the body bytes it wrote."""
+    """A ``text/plain`` streamed answer that counts the body bytes it wrote.
+
+    It carries ``X-Accel-Buffering: no``, so that nginx in front passes each chunk on
+    as it comes instead of buffering the answer.
+    """
 
     def __init__(self) -> None:
-        super().__init__(status=200)
+        super().__init__(status=200, headers={NO_BUFFERING_HEADER: "no"})
         self.content_type = "text/plain"
         self.charset = "utf-8"
         self.body_bytes = 0

@@ -26,6 +26,7 @@ __all__ = [
     "UNREADABLE_MESSAGE",
     "Rejected",
     "check_auth",
+    "check_history",
     "parse_generate",
     "parse_json_object",
     "password_ok",
@@ -102,25 +103,40 @@ def describe_error(error: ErrorDetails) -> str:
     return f"{path} {phrase}" if phrase else f"{path}: {error['msg']}"
 
 
-def parse_generate(data: dict[str, Any]) -> GenerateRequest:
-    """Validate a generate body: shape first, then the upstream's history rule.
+def check_history(data: dict[str, Any]) -> None:
+    """The upstream's first check: ``messages`` is there and its last turn is the user's.
 
-    A missing, ``null`` or empty ``messages`` gets the upstream's history message
-    before any shape check, as upstream; so does a last turn that is not the user's.
+    A missing, ``null`` or empty ``messages``, or a list whose last item is not an
+    object with ``"role": "user"`` (``assistant``, ``model``, no role, not an object),
+    gets the history message, before the password, the signature and the shape are
+    looked at, as upstream. A ``messages`` that is not a list is left to the shape check.
 
     Raises:
-        Rejected: 400 with the history message, or naming the first invalid field.
+        Rejected: 400 with :data:`HISTORY_MESSAGE`.
     """
     messages = data.get("messages")
     if messages is None or messages == []:
         raise Rejected(400, HISTORY_MESSAGE)
+    if isinstance(messages, list):
+        last = messages[-1]
+        if not (isinstance(last, dict) and last.get("role") == "user"):
+            raise Rejected(400, HISTORY_MESSAGE)
+
+
+def parse_generate(data: dict[str, Any]) -> GenerateRequest:
+    """Validate a generate body: the upstream's history rule first, then the shape.
+
+    :func:`check_history` runs before any shape check, as upstream.
+
+    Raises:
+        Rejected: 400 with the history message, or naming the first invalid field.
+    """
+    check_history(data)
     try:
         request = GenerateRequest.model_validate(data)
     except ValidationError as exc:
         sentence = describe_error(exc.errors(include_url=False)[0])
         raise Rejected(400, f"Invalid request body: {sentence}.") from None
-    if request.messages[-1].role != "user":
-        raise Rejected(400, HISTORY_MESSAGE)
     _replace_lone_surrogates(request)
     return request
 

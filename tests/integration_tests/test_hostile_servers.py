@@ -34,7 +34,8 @@ from langchain_gprochat import (
     StreamInterruptedError,
     UnexpectedResponseError,
 )
-from langchain_gprochat.errors import ERROR_BODY_MAX, SHOWN_MESSAGE_MAX, shown_text, status_error
+from langchain_gprochat._status import status_error
+from langchain_gprochat.errors import ERROR_BODY_MAX, SHOWN_MESSAGE_MAX, shown_text
 from langchain_gprochat.protocol import GenerateRequest, sign, turn_text
 from langchain_gprochat.server import GPROChatServer, echo_reply
 

@@ -42,8 +42,8 @@ from langchain_gprochat import (
     StreamInterruptedError,
 )
 from langchain_gprochat._convert import messages_to_turns
+from langchain_gprochat._status import status_error
 from langchain_gprochat._transport import Transport, TransportSettings
-from langchain_gprochat.errors import status_error
 from langchain_gprochat.protocol import (
     DEFAULT_SECRET_KEY,
     INTERRUPTION_MARKER,

@@ -398,7 +398,11 @@ SHAPE_CASES: list[tuple[str, bytes | dict[str, Any], str]] = [
     ("array", b"[1, 2]", "the body must be a JSON object"),
     ("null", b"null", "the body must be a JSON object"),
     ("messages-string", {**payload(), "messages": "Hello"}, "messages must be a list"),
-    ("turn-not-object", {**payload(), "messages": [5]}, "messages[0] must be an object"),
+    (
+        "turn-not-object",
+        {**payload(), "messages": [5, {"role": "user", "parts": [{"text": "Hello"}]}]},
+        "messages[0] must be an object",
+    ),
     (
         "parts-missing",
         {**payload(), "messages": [{"role": "user"}]},
@@ -432,8 +436,14 @@ SHAPE_CASES: list[tuple[str, bytes | dict[str, Any], str]] = [
         "messages[1].parts[0].text must be a string",
     ),
     (
-        "role-assistant",
-        {**payload(), "messages": [{"role": "assistant", "parts": [{"text": "Hi"}]}]},
+        "role-assistant",  # not the last turn: a last one gets the history message first
+        {
+            **payload(),
+            "messages": [
+                {"role": "assistant", "parts": [{"text": "Hi"}]},
+                {"role": "user", "parts": [{"text": "Hello"}]},
+            ],
+        },
         "messages[0].role must be 'user' or 'model'",
     ),
     ("time-string", {**payload(), "time": "1700000000000"}, "time must be an integer"),
@@ -613,8 +623,10 @@ async def test_other_paths_and_methods(
         assert response.status == 405
     async with session.post(f"{server.url}/api/other", data=b"{}") as response:
         assert response.status == 404
-    async with session.get(f"{server.url}/") as response:
+    async with session.get(f"{server.url}/nowhere") as response:
         assert response.status == 404
+    async with session.get(f"{server.url}/") as response:  # the chat page (server/page.py)
+        assert response.status == 200
 
 
 # ---------------------------------------------------------------- faults

@@ -5,6 +5,10 @@ a deterministic test double that stands in for a real model's judgement (it answ
 "magic_function(3)" with a call to ``magic_function`` with ``{"input": 3}``, a joke
 request with a JSON object of the schema, and so on). So these tests check the whole
 client path (instructions, HTTP, streaming, parsing) honestly, but not a model's skill.
+
+The server has two named backends, both oracles: ``gemini-1.5-pro`` (the default) and
+``gemini-2.0-flash``, the suite's ``model_override_value``; a per-call ``model`` is sent
+in the request and picks the second (an unknown name would get a 400).
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from langchain_core.messages import HumanMessage
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
+from langchain_gprochat import ChatGPROChat
+from langchain_gprochat.protocol import Part, Turn
 from langchain_gprochat.server import GPROChatServer
 from tests.standard_properties import GPROChatSuiteProperties
 
@@ -23,13 +30,29 @@ from .oracle import OracleBackend
 
 @pytest.fixture(scope="class", autouse=True)
 def _oracle_server(request: pytest.FixtureRequest) -> Iterator[None]:
-    with GPROChatServer(backend=OracleBackend()) as server:
+    default, override = OracleBackend(), OracleBackend()
+    backends = {"gemini-1.5-pro": default, "gemini-2.0-flash": override}
+    with GPROChatServer(backend=backends) as server:
         request.cls.base_url = server.url
+        request.cls.backends = backends
         yield
 
 
 class TestChatGPROChatStandard(GPROChatSuiteProperties, ChatModelIntegrationTests):
     base_url: str = ""  # set by the class-scoped server fixture
+    backends: dict[str, OracleBackend]  # likewise
+
+    @property
+    def supports_model_override(self) -> bool:
+        # A per-call `model` is sent in the body; the server's named backends route it.
+        return True
+
+    def test_model_override_is_answered_by_the_backend_it_names(self, model: ChatGPROChat) -> None:
+        default, override = self.backends.values()
+        before = (len(default.received), len(override.received))
+        model.invoke([HumanMessage("Which backend?")], model=self.model_override_value)
+        assert (len(default.received), len(override.received)) == (before[0], before[1] + 1)
+        assert override.received[-1] == [Turn(role="user", parts=[Part(text="Which backend?")])]
 
     @property
     def chat_model_params(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from langchain_core.load import dumpd, dumps, load
 from pydantic import ValidationError
 
 from langchain_gprochat import ChatGPROChat
+from langchain_gprochat._status import status_error
 from langchain_gprochat.errors import (
     APITimeoutError,
     AuthenticationError,
@@ -16,7 +17,6 @@ from langchain_gprochat.errors import (
     RedirectError,
     ServerError,
     StreamInterruptedError,
-    status_error,
 )
 from langchain_gprochat.protocol import DEFAULT_BASE_URL, DEFAULT_SECRET_KEY
 

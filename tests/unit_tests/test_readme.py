@@ -2,7 +2,7 @@
 
 README.md: the two opening commands, the module table, links to every docs page.
 docs/connecting.md: settings, environment variables, errors. docs/server.md: the
-command's options. docs/tools.md: the examples.
+command's options and the upstream's environment variables. docs/tools.md: the examples.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from langchain_core.language_models import BaseChatModel
 
 from langchain_gprochat import ChatGPROChat, errors
 from langchain_gprochat.server.__main__ import build_parser
+from langchain_gprochat.server.env import ENV_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -101,6 +102,17 @@ def test_server_options_table_matches_the_command() -> None:
     section = _section(_read(DOCS / "server.md"), "## The command")
     table = sorted(cell.split()[0] for cell in _first_column(section))
     assert table == options
+
+
+def test_upstream_env_table_lists_every_variable_the_server_reads() -> None:
+    section = _section(_read(DOCS / "server.md"), "### The upstream's environment variables")
+    rows = re.findall(r"^\| `(\w+)` \| `([^`]+)` \|", section, re.M)
+    assert rows == [(variable.name, variable.setting) for variable in ENV_VARIABLES]
+    options = {opt for action in build_parser()._actions for opt in action.option_strings}
+    assert {setting.split()[0] for _, setting in rows} <= options
+    code = "".join(_read(path) for path in (ROOT / "langchain_gprochat" / "server").glob("*.py"))
+    for name, _ in rows:
+        assert f'"{name}"' in code, name
 
 
 def test_examples_table_lists_every_example() -> None:

@@ -132,6 +132,7 @@ def test_credentials_in_urls_never_appear_in_repr_or_dumps() -> None:
         "model_dump_json": llm.model_dump_json(),
         "identifying": repr(llm._identifying_params),
         "invocation": repr(llm._get_invocation_params()),
+        "transport settings": repr(llm.client.settings),
     }
     for where, text in texts.items():
         for secret in ("PROXY-SECRET-7", "URL-SECRET-8", "PW-SECRET-6", "proxyuser"):
