@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 
 from langchain_gprochat._decode import read, timeout_at
-from langchain_gprochat._sessions import Sessions, TransportSettings
+from langchain_gprochat._sessions import Sessions, TransportSettings, certificate_error
 from langchain_gprochat._urls import MAX_REDIRECTS, REDIRECT_STATUSES, redact_url, redirect_target
 from langchain_gprochat.errors import APIConnectionError, APITimeoutError, TimeoutKind
 
@@ -219,10 +219,5 @@ def _connection_error(
     if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ServerTimeoutError):
         return APITimeoutError("connect", float(settings.connect_timeout or 0.0), url=url)
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return APIConnectionError(
-            f"TLS certificate verification failed for {url}: {exc.certificate_error}. "
-            "Pass `verify` (a CA bundle path) or `ssl_context` to trust the server",
-            url=url,
-            retryable=False,
-        )
+        return certificate_error(exc, url)
     return APIConnectionError(f"could not fetch {url}: {type(exc).__name__}: {exc}", url=url)

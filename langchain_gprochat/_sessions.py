@@ -15,9 +15,14 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from langchain_gprochat._urls import redact_url
+from langchain_gprochat.errors import APIConnectionError
 from langchain_gprochat.protocol import GENERATE_PATH
 
-__all__ = ["Sessions", "TransportSettings"]
+__all__ = [
+    "Sessions",
+    "TransportSettings",
+    "certificate_error",
+]
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,16 @@ class TransportSettings:
         if isinstance(self.verify, str):
             return ssl.create_default_context(cafile=self.verify)
         return bool(self.verify)
+
+
+def certificate_error(exc: aiohttp.ClientConnectorCertificateError, url: str) -> APIConnectionError:
+    """A failed TLS verification, with the settings that make the server trusted."""
+    return APIConnectionError(
+        f"TLS certificate verification failed for {url}: {exc.certificate_error}. "
+        "Pass `verify` (a CA bundle path) or `ssl_context` to trust the server",
+        url=url,
+        retryable=False,
+    )
 
 
 class Sessions:

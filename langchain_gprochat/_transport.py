@@ -52,7 +52,7 @@ from contextlib import aclosing
 import aiohttp
 
 from langchain_gprochat._decode import Decoder, Delivered, read, read_bounded, timeout_at
-from langchain_gprochat._sessions import Sessions, TransportSettings
+from langchain_gprochat._sessions import Sessions, TransportSettings, certificate_error
 from langchain_gprochat._status import status_error
 from langchain_gprochat._urls import MAX_REDIRECTS, REDIRECT_STATUSES, redact_url, redirect_target
 from langchain_gprochat.errors import (
@@ -338,12 +338,7 @@ class Transport:
             timeout = float(self.settings.connect_timeout or 0.0)
             return _Retry(APITimeoutError("connect", timeout, url=url))
         if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-            return APIConnectionError(
-                f"TLS certificate verification failed for {url}: {exc.certificate_error}. "
-                "Pass `verify` (a CA bundle path) or `ssl_context` to trust the server",
-                url=url,
-                retryable=False,
-            )
+            return certificate_error(exc, url)
         if isinstance(exc, aiohttp.ClientPayloadError):
             return _Retry(delivered.interrupted(broke, url))
         return _Retry(
