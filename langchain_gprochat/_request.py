@@ -5,20 +5,23 @@ Pure of I/O: what ``ChatGPROChat`` prepares before the transport sends anything.
 
 from __future__ import annotations
 
+import time
 import warnings
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import BaseMessage, SystemMessage
 
-from langchain_gprochat._config import UNSUPPORTED, unsupported
+from langchain_gprochat._config import UNSUPPORTED, GPROChatFields, unsupported
+from langchain_gprochat._convert import messages_to_prompt, messages_to_turns
 from langchain_gprochat._streaming import Assembler
 from langchain_gprochat._structured import response_format_instructions
 from langchain_gprochat._tools import format_tools, normalize_tool_choice, tool_instructions
-from langchain_gprochat.protocol import APPLIED_HEADER, GENERATION_SETTINGS
+from langchain_gprochat._urls import redact_url
+from langchain_gprochat.protocol import APPLIED_HEADER, GENERATION_SETTINGS, RequestEncoder, Turn
 
-__all__ = ["Call", "apply_tools", "check_call_arguments", "confirmation"]
+__all__ = ["Call", "apply_tools", "check_call_arguments", "confirmation", "prepare_call"]
 
 _CALL_ARGUMENTS = ("model", "stop", *GENERATION_SETTINGS, "tools", "tool_choice", "response_format")
 
@@ -98,3 +101,57 @@ def apply_tools(
     if instructions:
         messages = [SystemMessage("\n\n".join(instructions)), *messages]
     return messages, tool_names
+
+
+def _turns(fields: GPROChatFields, messages: Sequence[BaseMessage]) -> list[Turn]:
+    if fields.history_mode == "prompt":
+        return messages_to_prompt(messages)
+    return messages_to_turns(messages, max_history_messages=fields.max_history_messages)
+
+
+def _body_factory(
+    fields: GPROChatFields,
+    messages: Sequence[BaseMessage],
+    generation: Mapping[str, Any],
+    model: str | None = None,
+) -> Callable[[], bytes]:
+    turns = _turns(fields, messages)  # raises ValueError before any I/O
+    password = fields.password
+    encoder = RequestEncoder(
+        turns,
+        password=None if password is None else password.get_secret_value(),
+        secret_key=fields.secret_key.get_secret_value(),
+        generation_config={GENERATION_SETTINGS[k]: v for k, v in generation.items()},
+        model=model,
+    )
+    return lambda: encoder.encode(time.time_ns() // 1_000_000)
+
+
+def prepare_call(
+    fields: GPROChatFields,
+    messages: list[BaseMessage],
+    stop: list[str] | None,
+    kwargs: dict[str, Any],
+) -> Call:
+    """Check one call's arguments and prepare its body, assembler and header check.
+
+    Raises:
+        TypeError: an argument the call does not take, or a ``model`` that is not a string.
+        ValueError: messages the endpoint cannot take (before any I/O).
+    """
+    kwargs = dict(kwargs)
+    override = kwargs.pop("model", None)  # sent as the body's "model", see MODEL_FIELD
+    if override is not None and not isinstance(override, str):
+        raise TypeError(f"model must be a string, got {type(override).__name__}")
+    if "max_output_tokens" in kwargs:
+        kwargs.setdefault("max_tokens", kwargs.pop("max_output_tokens"))
+    generation = fields._generation(
+        {name: kwargs.pop(name) for name in GENERATION_SETTINGS if name in kwargs}
+    )
+    messages, tool_names = apply_tools(messages, kwargs)
+    check_call_arguments(kwargs)
+    model_name = override or fields.model
+    assembler = Assembler(model_name, stop if stop is not None else fields.stop, tool_names)
+    body = _body_factory(fields, messages, generation, override or None)
+    check = confirmation(redact_url(fields.base_url), generation, fields._unconfirmed)
+    return Call(body, assembler, check)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -16,13 +15,9 @@ from pydantic import BaseModel, SecretStr
 
 from langchain_gprochat._client import Client
 from langchain_gprochat._config import GPROChatFields
-from langchain_gprochat._convert import messages_to_prompt, messages_to_turns
-from langchain_gprochat._request import Call, apply_tools, check_call_arguments, confirmation
-from langchain_gprochat._streaming import Assembler
+from langchain_gprochat._request import Call, prepare_call
 from langchain_gprochat._structured import StructuredMethod, structured_output
 from langchain_gprochat._tools import format_tools, normalize_tool_choice
-from langchain_gprochat._urls import redact_url
-from langchain_gprochat.protocol import GENERATION_SETTINGS, RequestEncoder, Turn
 
 __all__ = ["ChatGPROChat"]
 
@@ -281,46 +276,10 @@ class ChatGPROChat(GPROChatFields):
 
     # -- request building -----------------------------------------------------------
 
-    def _turns(self, messages: Sequence[BaseMessage]) -> list[Turn]:
-        if self.history_mode == "prompt":
-            return messages_to_prompt(messages)
-        return messages_to_turns(messages, max_history_messages=self.max_history_messages)
-
-    def _body_factory(
-        self,
-        messages: Sequence[BaseMessage],
-        generation: Mapping[str, Any],
-        model: str | None = None,
-    ) -> Callable[[], bytes]:
-        turns = self._turns(messages)  # raises ValueError before any I/O
-        encoder = RequestEncoder(
-            turns,
-            password=None if self.password is None else self.password.get_secret_value(),
-            secret_key=self.secret_key.get_secret_value(),
-            generation_config={GENERATION_SETTINGS[k]: v for k, v in generation.items()},
-            model=model,
-        )
-        return lambda: encoder.encode(time.time_ns() // 1_000_000)
-
     def _prepare(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> Call:
-        kwargs = dict(kwargs)
-        override = kwargs.pop("model", None)  # sent as the body's "model", see MODEL_FIELD
-        if override is not None and not isinstance(override, str):
-            raise TypeError(f"model must be a string, got {type(override).__name__}")
-        model_name = override or self.model
-        if "max_output_tokens" in kwargs:
-            kwargs.setdefault("max_tokens", kwargs.pop("max_output_tokens"))
-        generation = self._generation(
-            {name: kwargs.pop(name) for name in GENERATION_SETTINGS if name in kwargs}
-        )
-        messages, tool_names = apply_tools(messages, kwargs)
-        check_call_arguments(kwargs)
-        assembler = Assembler(model_name, stop if stop is not None else self.stop, tool_names)
-        body = self._body_factory(messages, generation, override or None)
-        check = confirmation(redact_url(self.base_url), generation, self._unconfirmed)
-        return Call(body, assembler, check)
+        return prepare_call(self, messages, stop, kwargs)
 
     def bind_tools(
         self,

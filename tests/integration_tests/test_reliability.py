@@ -27,8 +27,8 @@ import pytest
 from aiohttp import web
 from langchain_core.messages import HumanMessage
 
+import langchain_gprochat._request as request_module
 import langchain_gprochat._transport as transport_module
-import langchain_gprochat.chat_models as chat_models_module
 from langchain_gprochat import (
     APIConnectionError,
     APITimeoutError,
@@ -395,7 +395,7 @@ async def test_wrong_signature_is_not_retried() -> None:
 
 async def test_expired_request_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = types.SimpleNamespace(time_ns=lambda: 1_700_000_000_000_000_000)  # 2023
-    monkeypatch.setattr(chat_models_module, "time", clock)
+    monkeypatch.setattr(request_module, "time", clock)
     with GPROChatServer(max_clock_skew=60) as srv:
         outcome = await run_once(srv.url, srv=srv)
         assert statuses(srv) == {401: 1}
@@ -851,7 +851,7 @@ async def test_each_retry_is_signed_with_a_fresh_timestamp(
 ) -> None:
     ticks = iter(range(1_700_000_000_000, 1_700_000_100_000, 1000))
     clock = types.SimpleNamespace(time_ns=lambda: next(ticks) * 1_000_000)
-    monkeypatch.setattr(chat_models_module, "time", clock)
+    monkeypatch.setattr(request_module, "time", clock)
     async with _recording_stub(failures=2) as (url, bodies):
         assert await run_once(url, question="sign me ✓") == Outcome("done", None)
     assert [body["time"] for body in bodies] == [
