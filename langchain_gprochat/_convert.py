@@ -33,7 +33,7 @@ from langchain_core.messages import (
 )
 
 from langchain_gprochat._tools import TOOL_ERROR_TEMPLATE, TOOL_RESULT_TEMPLATE, render_tool_calls
-from langchain_gprochat.protocol import Part, Turn
+from langchain_gprochat.protocol import SYSTEM_TEMPLATE, Part, Turn
 
 __all__ = [
     "SYSTEM_TEMPLATE",
@@ -41,8 +41,6 @@ __all__ = [
     "messages_to_turns",
 ]
 
-SYSTEM_TEMPLATE = "[System instructions]\n{system}\n[End of system instructions]\n\n{content}"
-"""How system messages are folded into the first user turn."""
 
 _TEXT_ONLY = (
     "the gprochat endpoint takes text only; remove the {kind!r} block from the "

@@ -24,6 +24,7 @@ __all__ = [
     "GENERATION_SETTINGS",
     "INTERRUPTION_MARKER",
     "MODEL_FIELD",
+    "SYSTEM_TEMPLATE",
     "GenerateRequest",
     "Part",
     "RequestEncoder",
@@ -67,6 +68,10 @@ INTERRUPTION_MARKER = "Internal server error"
 """Text the upstream appends to a 200 stream when the model fails mid-answer."""
 
 Role = Literal["user", "model"]
+
+SYSTEM_TEMPLATE = "[System instructions]\n{system}\n[End of system instructions]\n\n{content}"
+"""How a system prompt travels in the first user turn (the protocol has no system role);
+used by the client's conversion and by the local server's chat page alike."""
 
 
 class Part(BaseModel):

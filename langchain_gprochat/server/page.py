@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from langchain_gprochat._convert import SYSTEM_TEMPLATE
+from langchain_gprochat.protocol import SYSTEM_TEMPLATE
 from langchain_gprochat.server.settings import ServerSettings
 from langchain_gprochat.server.state import STATE_KEY
 

@@ -9,7 +9,7 @@ import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 
-from langchain_gprochat._convert import SYSTEM_TEMPLATE
+from langchain_gprochat.protocol import SYSTEM_TEMPLATE
 from langchain_gprochat.server import GPROChatServer, ScriptedBackend, echo_reply
 
 from ._page import RECORD_STREAM, ChatPage, GatedBackend, model, user

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from langchain_gprochat._convert import SYSTEM_TEMPLATE
+from langchain_gprochat.protocol import SYSTEM_TEMPLATE
 from langchain_gprochat.server import ServerSettings, create_app
 from langchain_gprochat.server.__main__ import build_parser, settings_from_args
 from langchain_gprochat.server.page import (
