@@ -164,7 +164,6 @@ class Fetcher:
         """``(status, location, None)`` for a redirect, else ``(status, "", response)``."""
         shown = redact_url(url)
         session = await self.sessions.get()
-        proxy = self.settings.proxy
         when, total = self._when(self.settings.first_byte_timeout)
         self.requests += 1
         try:
@@ -175,7 +174,7 @@ class Fetcher:
                     data=body,
                     headers=headers,
                     allow_redirects=False,
-                    proxy=None if proxy is None or proxy.startswith("socks") else proxy,
+                    proxy=self.settings.http_proxy,
                 )
         except asyncio.TimeoutError:
             raise self._timeout("first_byte", shown, when, total) from None

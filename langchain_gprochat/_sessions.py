@@ -59,6 +59,11 @@ class TransportSettings:
         return f"TransportSettings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     @property
+    def http_proxy(self) -> str | None:
+        """The proxy each request names (a SOCKS proxy is the connector's, not a request's)."""
+        return None if self.proxy is None or self.proxy.startswith("socks") else self.proxy
+
+    @property
     def url(self) -> str:
         """The full URL of the generate endpoint."""
         return self.base_url.rstrip("/") + GENERATE_PATH

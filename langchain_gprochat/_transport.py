@@ -285,9 +285,7 @@ class Transport:
         url = s.url
         for _ in range(MAX_REDIRECTS + 1):
             data = body if len(body) <= _INLINE_BODY_MAX else io.BytesIO(body)
-            response = await session.post(
-                url, data=data, proxy=_http_proxy(s.proxy), allow_redirects=False
-            )
+            response = await session.post(url, data=data, proxy=s.http_proxy, allow_redirects=False)
             if response.status not in REDIRECT_STATUSES:
                 return response
             response.close()
@@ -359,10 +357,6 @@ def _final(error: GPROChatError, *, restarted: bool) -> GPROChatError:
         chars=error.delivered_chars,
         retried=True,
     )
-
-
-def _http_proxy(proxy: str | None) -> str | None:
-    return None if proxy is None or proxy.startswith("socks") else proxy
 
 
 async def _status_error(response: aiohttp.ClientResponse, url: str) -> APIStatusError:
