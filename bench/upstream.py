@@ -1,6 +1,8 @@
 """gprochat-server ``--backend gemini`` beside the upstream GeminiProChat app, on loopback.
 
-Both servers stand in front of the same stand-in for the Gemini REST API
+``--backend gemini`` (the direct REST client) and ``--backend gemini-langchain``
+(``ChatGoogleGenerativeAI``) run side by side by default, each with every ``--workers``
+count. All servers stand in front of the same stand-in for the Gemini REST API
 (bench/gemini_standin.py, its own process) and get the same signed requests, at a few
 concurrencies, in interleaved rounds; every answer must be the stand-in's, byte for
 byte, and the stand-in must have streamed exactly one answer per request. Figures:
@@ -240,7 +242,7 @@ def report(servers: list[Server], args: argparse.Namespace, command: str) -> str
     header = "| concurrency | server | requests/s | p50 ms | p95 ms | server CPU ms / request "
     header += "| throughput vs upstream | target | result |"
     lines = [
-        "# gprochat-server `--backend gemini` beside the upstream app",
+        "# gprochat-server `--backend gemini` (and `gemini-langchain`) beside the upstream app",
         "",
         f"Command: `{command}`",
         "",
@@ -272,10 +274,32 @@ def _parser() -> argparse.ArgumentParser:
     add("--concurrency", type=int, nargs="+", default=[1, 20, 100], help="(default: 1 20 100)")
     add("--rounds", type=int, default=5, help="rounds per concurrency (default: 5)")
     add("--workers", type=int, nargs="+", default=[1, 2], help="gprochat-server variants")
-    add("--backend", default="gemini", help="gprochat-server's --backend (default: gemini)")
+    add(
+        "--backend",
+        nargs="+",
+        default=["gemini", "gemini-langchain"],
+        help="gprochat-server's --backend values to run (default: gemini gemini-langchain)",
+    )
     add("--secret-key", default=DEFAULT_SECRET_KEY, help="the build's PUBLIC_SECRET_KEY")
     add("--out", type=Path, help="write the Markdown report here too")
     return parser
+
+
+def _gprochat_server(
+    stack: contextlib.ExitStack,
+    env: dict[str, str],
+    args: argparse.Namespace,
+    backend: str,
+    workers: int,
+) -> Server:
+    argv = [sys.executable, "-m", "langchain_gprochat.server", "--port", "0"]
+    argv += ["--backend", backend, "--secret-key", args.secret_key]
+    argv += ["--log-level", "warning", "--workers", str(workers)]
+    process = stack.enter_context(_process(argv, env, stdout=subprocess.PIPE))
+    url = _first_line_url(process, "gprochat-server")
+    name = f"gprochat-server --backend {backend}"
+    name += f" --workers {workers}" if workers > 1 else ""
+    return Server(name, url, process)
 
 
 def main() -> None:
@@ -303,15 +327,9 @@ def main() -> None:
         )
         _wait_for_port(port, node, "the upstream app")
         servers = [Server(UPSTREAM, f"http://{HOST}:{port}", node)]
-        for workers in args.workers:
-            argv = [sys.executable, "-m", "langchain_gprochat.server", "--port", "0"]
-            argv += ["--backend", args.backend, "--secret-key", args.secret_key]
-            argv += ["--log-level", "warning", "--workers", str(workers)]
-            process = stack.enter_context(_process(argv, env, stdout=subprocess.PIPE))
-            url = _first_line_url(process, "gprochat-server")
-            name = f"gprochat-server --backend {args.backend}"
-            name += f" --workers {workers}" if workers > 1 else ""
-            servers.append(Server(name, url, process))
+        for backend in args.backend:
+            for workers in args.workers:
+                servers.append(_gprochat_server(stack, env, args, backend, workers))
         asyncio.run(_measure(servers, standin, args))
     text = report(servers, args, command)
     print(text)

@@ -38,6 +38,11 @@ from langchain_gprochat.server.faults import (
     parse_fault,
 )
 from langchain_gprochat.server.gemini import GeminiConfig, gemini_backend
+from langchain_gprochat.server.gemini_direct import (
+    GeminiDirectBackend,
+    GeminiError,
+    gemini_direct_backend,
+)
 from langchain_gprochat.server.routing import BackendRoutes, load_backends
 from langchain_gprochat.server.runner import GPROChatServer
 from langchain_gprochat.server.settings import (
@@ -74,6 +79,8 @@ __all__ = [
     "FaultError",
     "GPROChatServer",
     "GeminiConfig",
+    "GeminiDirectBackend",
+    "GeminiError",
     "ScriptExhaustedError",
     "ScriptedBackend",
     "ServerSettings",
@@ -84,6 +91,7 @@ __all__ = [
     "echo_reply",
     "filler_text",
     "gemini_backend",
+    "gemini_direct_backend",
     "load_backend",
     "load_backends",
     "parse_fault",

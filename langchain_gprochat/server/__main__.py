@@ -149,8 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=None,
         metavar="[NAME=]SPEC",
-        help="'echo', 'gemini' (from $GEMINI_API_KEY, $GEMINI_MODEL_NAME, $API_BASE_URL), "
-        "'gemini/MODEL' or 'module:attribute' naming a chat model, a backend or a factory; "
+        help="'echo', 'gemini' (Gemini's REST API, from $GEMINI_API_KEY, $GEMINI_MODEL_NAME, "
+        "$API_BASE_URL), 'gemini/MODEL', 'gemini-langchain[/MODEL]' (the same through "
+        "ChatGoogleGenerativeAI, the gemini extra) or 'module:attribute' naming a chat "
+        "model, a backend or a factory; "
         "repeat as NAME=SPEC for several, picked by a request's 'model', the first by "
         "default (default: echo)",
     )

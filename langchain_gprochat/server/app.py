@@ -286,6 +286,14 @@ async def _mark_closing(app: web.Application) -> None:
     app[STATE_KEY].closing = True
 
 
+async def _close_backends(app: web.Application) -> None:
+    """Await ``aclose()`` of every backend that has one (its clients for this loop)."""
+    for backend in app[STATE_KEY].all_routes.values():
+        close = getattr(backend, "aclose", None)
+        if close is not None:
+            await close()
+
+
 def _state(
     settings: ServerSettings, backend: Backend | Mapping[str, Backend] | None
 ) -> ServerState:
@@ -320,6 +328,7 @@ def create_app(
     app = web.Application(client_max_size=settings.max_body, middlewares=[access_log])
     app[STATE_KEY] = _state(settings, backend)
     app.on_shutdown.append(_mark_closing)
+    app.on_cleanup.append(_close_backends)
     app.router.add_post(GENERATE_PATH, handle_generate, expect_handler=expect_handler)
     app.router.add_post(AUTH_PATH, handle_auth, expect_handler=expect_handler)
     app.router.add_get(MODELS_PATH, handle_models)

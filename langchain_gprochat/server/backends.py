@@ -2,11 +2,11 @@
 
 A backend is any object with ``stream(turns) -> AsyncIterator[str]``, an async
 generator of text chunks. A backend that can honour a request's ``generationConfig``
-also has ``with_generation(settings) -> (backend, applied_names)``. Three ship here:
-:class:`EchoBackend` (the default, offline and deterministic),
+also has ``with_generation(settings) -> (backend, applied_names)``; one that holds
+clients has ``async aclose()``, which the server awaits when its application shuts
+down. Three ship here: :class:`EchoBackend` (the default, offline and deterministic),
 :class:`ScriptedBackend` (canned replies for tests) and :class:`ChatModelBackend` (any
-LangChain chat model). :func:`load_backend` builds one
-from a command-line spec.
+LangChain chat model). :func:`load_backend` builds one from a command-line spec.
 """
 
 from __future__ import annotations
@@ -255,11 +255,14 @@ def load_backend(spec: str) -> Backend:
 
     Args:
         spec: ``"echo"`` for :class:`EchoBackend`; ``"gemini"`` (or ``"gemini/MODEL"``)
-            for ``ChatGoogleGenerativeAI`` configured from the upstream app's variables
-            (:mod:`~langchain_gprochat.server.gemini`); or ``"module:attribute"`` (the
-            attribute may be dotted) naming a chat model instance (wrapped in
-            :class:`ChatModelBackend`), a backend instance, or a zero-argument callable
-            that returns either.
+            for Gemini's REST API called directly, configured from the upstream app's
+            variables (:mod:`~langchain_gprochat.server.gemini_direct`);
+            ``"gemini-langchain"`` (or ``"gemini-langchain/MODEL"``) for
+            ``ChatGoogleGenerativeAI`` configured the same way
+            (:mod:`~langchain_gprochat.server.gemini`, the ``gemini`` extra); or
+            ``"module:attribute"`` (the attribute may be dotted) naming a chat model
+            instance (wrapped in :class:`ChatModelBackend`), a backend instance, or a
+            zero-argument callable that returns either.
 
     Raises:
         ValueError: if the spec is malformed or relative, its module cannot be imported
@@ -271,6 +274,10 @@ def load_backend(spec: str) -> Backend:
         return EchoBackend()
     kind, _, model = spec.strip().partition("/")
     if kind == "gemini":
+        from langchain_gprochat.server.gemini_direct import gemini_direct_backend
+
+        return gemini_direct_backend(model=model or None)
+    if kind == "gemini-langchain":
         from langchain_gprochat.server.gemini import gemini_backend  # the optional extra
 
         return gemini_backend(model=model or None)

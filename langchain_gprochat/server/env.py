@@ -58,9 +58,9 @@ ENV_VARIABLES: tuple[EnvVariable, ...] = (
     EnvVariable(PASSWORDS_ENV, "--password", upstream=False),
     EnvVariable(UPSTREAM_PASSWORDS_ENV, "--password", upstream=True),
     EnvVariable(UPSTREAM_MAX_HISTORY_ENV, "--max-history-messages", upstream=True),
-    EnvVariable(GEMINI_API_KEY_ENV, "--backend gemini", upstream=True),
-    EnvVariable(GEMINI_MODEL_ENV, "--backend gemini", upstream=True),
-    EnvVariable(GEMINI_BASE_URL_ENV, "--backend gemini", upstream=True),
+    EnvVariable(GEMINI_API_KEY_ENV, "--backend gemini[-langchain]", upstream=True),
+    EnvVariable(GEMINI_MODEL_ENV, "--backend gemini[-langchain]", upstream=True),
+    EnvVariable(GEMINI_BASE_URL_ENV, "--backend gemini[-langchain]", upstream=True),
 )
 """Every environment variable ``gprochat-server`` reads, own ones before the upstream's."""
 

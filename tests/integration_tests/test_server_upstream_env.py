@@ -2,7 +2,7 @@
 
 Subprocess tests: a server whose environment holds only the upstream's variables
 (``PUBLIC_SECRET_KEY``, ``SITE_PASSWORD``, ``PUBLIC_MAX_HISTORY_MESSAGES``) honours them,
-and ``--backend gemini`` answers through a loopback stand-in for the Gemini REST API
+and ``--backend gemini-langchain`` answers through a loopback stand-in for the Gemini REST API
 (``POST /v1/models/{model}:streamGenerateContent?alt=sse``, the path google-genai and
 the upstream's SDK both call, answered as Server-Sent Events like Google's API).
 """
@@ -148,7 +148,8 @@ def test_own_variables_win_over_the_upstreams() -> None:
         assert refused == (401, b'{"error":{"message":"Invalid password."}}')
 
 
-# ---------------------------------------------------------------- --backend gemini
+# ---------------------------------------------------------------- --backend gemini-langchain
+# (--backend gemini, the direct client, is tested in test_gemini_direct.py)
 
 
 @dataclass
@@ -157,16 +158,21 @@ class GeminiStandIn:
 
     reply: list[str] = field(default_factory=lambda: ["Hello from ", "Gemini ✓"])
     calls: list[dict[str, Any]] = field(default_factory=list)
+    raw_bodies: list[bytes] = field(default_factory=list)
     fail_with: tuple[int, dict[str, Any]] | None = None
     cut_after_first: bool = False
+    separator: bytes = b"\r\n\r\n"
+    byte_at_a_time: bool = False  # every byte its own write (and its own chunk)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        self.raw_bodies.append(raw)
         self.calls.append(
             {
                 "path": request.path,
                 "query": dict(request.query),
                 "api_key": request.headers.get("x-goog-api-key"),
-                "body": await request.json(),
+                "body": json.loads(raw),
             }
         )
         if self.fail_with is not None:
@@ -182,13 +188,21 @@ class GeminiStandIn:
             if index == len(self.reply) - 1:
                 candidate["finishReason"] = "STOP"
             event = {"candidates": [candidate], "modelVersion": "stand-in"}
-            await response.write(b"data: " + json.dumps(event).encode() + b"\r\n\r\n")
+            await self._write(response, b"data: " + json.dumps(event).encode() + self.separator)
             if self.cut_after_first:  # a broken connection mid-answer
                 assert request.transport is not None
                 request.transport.close()
                 return response
         await response.write_eof()
         return response
+
+    async def _write(self, response: web.StreamResponse, data: bytes) -> None:
+        if not self.byte_at_a_time:
+            await response.write(data)
+            return
+        for index in range(len(data)):
+            await response.write(data[index : index + 1])
+            await asyncio.sleep(0.001)  # let each byte leave on its own
 
 
 @pytest.fixture
@@ -216,11 +230,11 @@ def _gemini_env(base_url: str, **more: str) -> dict[str, str]:
     )
 
 
-async def test_backend_gemini_answers_through_the_rest_api(
+async def test_backend_gemini_langchain_answers_through_the_rest_api(
     gemini: tuple[GeminiStandIn, str],
 ) -> None:
     stand_in, base_url = gemini
-    with running(["--backend", "gemini"], _gemini_env(base_url)) as (url, logs):
+    with running(["--backend", "gemini-langchain"], _gemini_env(base_url)) as (url, logs):
         conversation = signed(
             ("user", "Hi"), ("model", "Hello!"), ("user", "Tell me ✓"), password=None
         )
@@ -249,10 +263,12 @@ async def test_backend_gemini_answers_through_the_rest_api(
     assert GEMINI_KEY not in logs[0]
 
 
-async def test_gemini_and_echo_as_named_backends(gemini: tuple[GeminiStandIn, str]) -> None:
+async def test_gemini_langchain_and_echo_as_named_backends(
+    gemini: tuple[GeminiStandIn, str],
+) -> None:
     stand_in, base_url = gemini
     stand_in.reply = ["Pro ", "answer"]
-    args = ["--backend", "echo=echo", "--backend", "pro=gemini/gemini-2.5-pro"]
+    args = ["--backend", "echo=echo", "--backend", "pro=gemini-langchain/gemini-2.5-pro"]
     with running(args, _gemini_env(base_url)) as (url, _):
         llm = ChatGPROChat(base_url=url, secret_key=KEY)
         try:
@@ -276,13 +292,13 @@ async def test_gemini_and_echo_as_named_backends(gemini: tuple[GeminiStandIn, st
     }
 
 
-async def test_a_gemini_refusal_is_a_500_without_the_key(
+async def test_a_gemini_langchain_refusal_is_a_500_without_the_key(
     gemini: tuple[GeminiStandIn, str],
 ) -> None:
     stand_in, base_url = gemini
     error = {"error": {"code": 400, "message": "API key not valid.", "status": "INVALID_ARGUMENT"}}
     stand_in.fail_with = (400, error)
-    with running(["--backend", "gemini"], _gemini_env(base_url)) as (url, logs):
+    with running(["--backend", "gemini-langchain"], _gemini_env(base_url)) as (url, logs):
         status, answer = await post(url, signed(("user", "Hi"), password=None))
     assert status == 500
     failure = json.loads(answer)["error"]
@@ -297,12 +313,12 @@ async def test_a_gemini_refusal_is_a_500_without_the_key(
     assert len(stand_in.calls) == 1  # one attempt, as upstream: the client retries
 
 
-async def test_gemini_failing_mid_answer_ends_as_the_upstream_does(
+async def test_gemini_langchain_failing_mid_answer_ends_as_the_upstream_does(
     gemini: tuple[GeminiStandIn, str],
 ) -> None:
     stand_in, base_url = gemini
     stand_in.cut_after_first = True
-    with running(["--backend", "gemini"], _gemini_env(base_url)) as (url, logs):
+    with running(["--backend", "gemini-langchain"], _gemini_env(base_url)) as (url, logs):
         answer = await post(url, signed(("user", "Hi"), password=None))
     assert answer == (200, b"Hello from Internal server error")
     assert "Traceback" not in logs[0]

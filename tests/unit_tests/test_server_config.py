@@ -18,7 +18,7 @@ from langchain_google_genai import ChatGoogleGenerativeAI
 
 from langchain_gprochat import ChatGPROChat
 from langchain_gprochat.protocol import DEFAULT_SECRET_KEY, Part, RequestEncoder, Turn
-from langchain_gprochat.server import EchoBackend, ScriptedBackend
+from langchain_gprochat.server import EchoBackend, ScriptedBackend, load_backend
 from langchain_gprochat.server.__main__ import build_parser, main, settings_from_args
 from langchain_gprochat.server.env import (
     max_history_from_env,
@@ -27,6 +27,7 @@ from langchain_gprochat.server.env import (
     site_passwords,
 )
 from langchain_gprochat.server.gemini import GeminiConfig, gemini_backend, gemini_model
+from langchain_gprochat.server.gemini_direct import GeminiDirectBackend, gemini_direct_backend
 from langchain_gprochat.server.routing import (
     BackendRoutes,
     load_backends,
@@ -186,18 +187,37 @@ def test_gemini_model_is_configured_as_upstream() -> None:
     assert "key-123" not in repr(model)
 
 
-def test_gemini_backend_from_spec_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gemini_langchain_from_spec_reads_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("GEMINI_API_KEY", "env-key")
     monkeypatch.setenv("GEMINI_MODEL_NAME", "from-env")
-    routes = load_backends(["gemini"])
+    routes = load_backends(["gemini-langchain"])
     default = routes.default
     assert repr(default) == "ChatModelBackend(ChatGoogleGenerativeAI)"
     assert default.model.model == "from-env"  # type: ignore[attr-defined]
-    named = load_backends(["flash=gemini", "pro=gemini/gemini-2.5-pro"])
+    named = load_backends(["flash=gemini-langchain", "pro=gemini-langchain/gemini-2.5-pro"])
     assert [backend.model.model for backend in named.values()] == [  # type: ignore[attr-defined]
         "from-env",
         "gemini-2.5-pro",
     ]
+
+
+def test_gemini_from_spec_is_the_direct_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", "env-key-77")
+    monkeypatch.setenv("GEMINI_MODEL_NAME", "from-env")
+    monkeypatch.setenv("API_BASE_URL", " http://127.0.0.1:9/ ")
+    named = load_backends(["flash=gemini", "pro=gemini/gemini-2.5-pro"])
+    assert [repr(backend) for backend in named.values()] == [
+        "GeminiDirectBackend(model='from-env', base_url='http://127.0.0.1:9')",
+        "GeminiDirectBackend(model='gemini-2.5-pro', base_url='http://127.0.0.1:9')",
+    ]
+    assert isinstance(load_backend("gemini"), GeminiDirectBackend)
+    monkeypatch.delenv("API_BASE_URL")
+    assert repr(load_backend("gemini")) == (
+        "GeminiDirectBackend(model='from-env', "
+        "base_url='https://generativelanguage.googleapis.com')"
+    )
 
 
 def test_gemini_without_a_key_says_which_variable_to_set(
@@ -205,21 +225,71 @@ def test_gemini_without_a_key_says_which_variable_to_set(
 ) -> None:
     message = "invalid backend 'gemini': no API key: set GEMINI_API_KEY (or GOOGLE_API_KEY)"
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        gemini_direct_backend({})
+    langchain = message.replace("'gemini'", "'gemini-langchain'")
+    with pytest.raises(ValueError, match=f"^{re.escape(langchain)}$"):
         gemini_backend({})
     assert main(["--backend", "gemini"]) == 2
     assert capsys.readouterr().err == (
         "gprochat-server: invalid backend 'gemini': no API key: set GEMINI_API_KEY "
         "(or GOOGLE_API_KEY)\n"
     )
+    assert main(["--backend", "gemini-langchain"]) == 2
+    assert capsys.readouterr().err == f"gprochat-server: {langchain}\n"
+
+
+def test_gemini_direct_falls_back_to_google_api_key() -> None:
+    backend = gemini_direct_backend({"GOOGLE_API_KEY": "google-key-5"})
+    assert backend.request_body([]) == (
+        b'{"safetySettings":[{"category":"HARM_CATEGORY_HARASSMENT","threshold":"BLOCK_NONE"},'
+        b'{"category":"HARM_CATEGORY_HATE_SPEECH","threshold":"BLOCK_NONE"},'
+        b'{"category":"HARM_CATEGORY_SEXUALLY_EXPLICIT","threshold":"BLOCK_NONE"},'
+        b'{"category":"HARM_CATEGORY_DANGEROUS_CONTENT","threshold":"BLOCK_NONE"}],'
+        b'"generationConfig":{"maxOutputTokens":8000},"contents":[]}'
+    )
+    assert "google-key-5" not in repr(backend)
+
+
+@pytest.mark.parametrize("base_url", ["ftp://proxy.example", "proxy.example/v1", "http://"])
+def test_gemini_direct_refuses_a_bad_base_url(base_url: str) -> None:
+    message = (
+        "invalid backend 'gemini': API_BASE_URL must be an http:// or https:// URL with a "
+        "host, e.g. https://generativelanguage.googleapis.com"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        gemini_direct_backend({"GEMINI_API_KEY": "k", "API_BASE_URL": base_url})
+
+
+def test_gemini_direct_with_generation_and_body() -> None:
+    backend = GeminiDirectBackend("m", "key-9", "http://127.0.0.1:9")
+    assert backend.with_generation({}) == (backend, [])
+    tuned, applied = backend.with_generation({"temperature": 0.5, "maxOutputTokens": 10})
+    assert applied == ["temperature", "maxOutputTokens"]
+    assert tuned.generation_config == {"maxOutputTokens": 10, "temperature": 0.5}
+    assert backend.generation_config == {"maxOutputTokens": 8000}  # the original unchanged
+    turns = [
+        Turn(role="user", parts=[Part(text="a"), Part(text="b")]),
+        Turn(role="model", parts=[Part(text="ü")]),
+        Turn(role="user", parts=[Part(text="c")]),
+    ]
+    body = json.loads(tuned.request_body(turns))
+    assert body["contents"] == [  # each turn's parts joined into one text, as upstream
+        {"role": "user", "parts": [{"text": "ab"}]},
+        {"role": "model", "parts": [{"text": "ü"}]},
+        {"role": "user", "parts": [{"text": "c"}]},
+    ]
+    assert '"ü"' in tuned.request_body(turns).decode()  # raw UTF-8, as JSON.stringify
+    with pytest.raises(ValueError, match=r"^invalid backend 'gemini': the API key is empty$"):
+        GeminiDirectBackend("m", "")
 
 
 def test_a_refused_gemini_setting_never_shows_the_key() -> None:
-    with pytest.raises(ValueError, match=r"^invalid backend 'gemini': ") as info:
+    with pytest.raises(ValueError, match=r"^invalid backend 'gemini-langchain': ") as info:
         gemini_model(GeminiConfig("gemini-x", "very-secret-key-0042", {"bad": 1}))  # type: ignore[arg-type]
     assert "very-secret-key-0042" not in str(info.value)
     assert str(info.value) == (
-        "invalid backend 'gemini': When providing base_url as a dict, it must only contain "
-        "the api_endpoint key."
+        "invalid backend 'gemini-langchain': When providing base_url as a dict, it must only "
+        "contain the api_endpoint key."
     )
 
 
