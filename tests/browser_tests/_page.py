@@ -19,13 +19,16 @@ from langchain_gprochat.protocol import Part, Turn
 LIMIT = 15.0
 """Seconds any wait may take (a limit, never what a test measures)."""
 
-RECORD_STREAM = """
+STREAMING = "[data-streaming] .content"
+"""The element of the answer being streamed."""
+
+RECORD_STREAM = f"""
 window.__seen = [];
 const list = document.getElementById("messages");
-new MutationObserver(() => {
-  const node = document.querySelector("[data-streaming] .content");
+new MutationObserver(() => {{
+  const node = document.querySelector("{STREAMING}");
   if (node) window.__seen.push(node.textContent.trim());
-}).observe(list, { childList: true, subtree: true, characterData: true });
+}}).observe(list, {{ childList: true, subtree: true, characterData: true }});
 """
 
 
@@ -143,6 +146,11 @@ class ChatPage:
         WebDriverWait(self.driver, LIMIT, poll_frequency=0.02).until(
             lambda _: condition(), message=f"timed out waiting for {what}"
         )
+
+    def wait_streaming(self, text: str, what: str) -> None:
+        """Wait until the answer being streamed shows ``text`` (whitespace trimmed)."""
+        script = f"return document.querySelector('{STREAMING}')?.textContent.trim()"
+        self.wait(lambda: self.js(script) == text, what)
 
     def console(self) -> list[dict[str, Any]]:
         """Browser log entries since the last call."""

@@ -118,14 +118,7 @@ def test_stop_keeps_the_partial_answer_and_ends_the_stream(driver: WebDriver) ->
     with GPROChatServer(backend=backend) as srv:
         page = ChatPage(driver, srv.url).open()
         page.ask("Tell me everything")
-        streaming = "[data-streaming] .content"
-        page.wait(
-            lambda: (
-                page.js(f"return document.querySelector('{streaming}')?.textContent.trim()")
-                == "Partial answer"
-            ),
-            "the first part",
-        )
+        page.wait_streaming("Partial answer", "the first part")
         assert page.shown("thinking")
         assert not page.shown("composer")
         page.click("#stop")

@@ -192,14 +192,7 @@ def test_a_broken_stream_keeps_the_partial_answer_and_says_so(driver: WebDriver)
     with GPROChatServer(backend=backend, enable_faults=True, fault=fault) as srv:
         page = ChatPage(driver, srv.url).open()
         page.ask("break")
-        streaming = "[data-streaming] .content"
-        page.wait(
-            lambda: (
-                page.js(f"return document.querySelector('{streaming}')?.textContent.trim()")
-                == "Partial answer"
-            ),
-            "the first part",
-        )
+        page.wait_streaming("Partial answer", "the first part")
         backend.release.set()
         page.wait(lambda: page.idle() and page.error() is not None, "the error")
         assert page.error() == ("", "The answer broke off: network error")
