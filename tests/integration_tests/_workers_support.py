@@ -25,21 +25,12 @@ import aiohttp
 import gunicorn
 
 from langchain_gprochat.protocol import DEFAULT_SECRET_KEY, Part, RequestEncoder, Turn
+from langchain_gprochat.server.env import ENV_VARIABLES
 from langchain_gprochat.server.workers import ARGV_ENV, WORKER_HEADER
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVER = [sys.executable, "-m", "langchain_gprochat.server"]
-_SERVER_ENV = (
-    "GPROCHAT_SECRET_KEY",
-    "GPROCHAT_SERVER_PASSWORDS",
-    ARGV_ENV,
-    "PUBLIC_SECRET_KEY",
-    "SITE_PASSWORD",
-    "PUBLIC_MAX_HISTORY_MESSAGES",
-    "GEMINI_API_KEY",
-    "GEMINI_MODEL_NAME",
-    "API_BASE_URL",
-)
+_SERVER_ENV = (*(variable.name for variable in ENV_VARIABLES), ARGV_ENV)
 BOOTED = re.compile(r"Booting worker with pid: (\d+)")
 CONTROL_SOCKET = ["--no-control-socket"] if gunicorn.version_info >= (25,) else []
 

@@ -21,6 +21,7 @@ from langchain_gprochat.protocol import DEFAULT_SECRET_KEY, Part, RequestEncoder
 from langchain_gprochat.server import EchoBackend, ScriptedBackend, load_backend
 from langchain_gprochat.server.__main__ import build_parser, main, settings_from_args
 from langchain_gprochat.server.env import (
+    ENV_VARIABLES,
     max_history_from_env,
     passwords_from_env,
     secret_key_from_env,
@@ -36,14 +37,7 @@ from langchain_gprochat.server.routing import (
 from langchain_gprochat.server.validation import HISTORY_MESSAGE, Rejected, check_history
 
 UPSTREAM_AND_OWN = (
-    "GPROCHAT_SECRET_KEY",
-    "GPROCHAT_SERVER_PASSWORDS",
-    "PUBLIC_SECRET_KEY",
-    "SITE_PASSWORD",
-    "PUBLIC_MAX_HISTORY_MESSAGES",
-    "GEMINI_API_KEY",
-    "GEMINI_MODEL_NAME",
-    "API_BASE_URL",
+    *(variable.name for variable in ENV_VARIABLES),
     "GOOGLE_API_KEY",
     "GOOGLE_GENAI_API_VERSION",
     "LANGSMITH_GATEWAY",
